@@ -1,0 +1,1 @@
+"""HTTP layer: dependency aliases, routers and error handlers."""

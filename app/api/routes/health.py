@@ -1,0 +1,69 @@
+"""Liveness and readiness, as orchestrators expect them.
+
+`live` never touches a dependency (a DB outage must not get every pod restarted); `ready` checks
+PostgreSQL and Redis with short timeouts so a probe never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+router = APIRouter(prefix="/health", tags=["health"])
+logger = logging.getLogger("app.health")
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+CheckStatus = Literal["ok", "error", "timeout"]
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "error"]
+    checks: dict[str, CheckStatus]
+
+
+@router.get("/live", response_model=Liveness)
+async def live() -> Liveness:
+    return Liveness()
+
+
+async def _check(name: str, probe: asyncio.Future[object] | object) -> CheckStatus:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+    except TimeoutError:
+        logger.warning("readiness check %s timed out", name)
+        return "timeout"
+    except Exception as exc:
+        logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
+        return "error"
+    return "ok"
+
+
+async def _ping_database(request: Request) -> None:
+    async with request.app.state.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a dependency is failing"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    database, redis = await asyncio.gather(
+        _check("database", _ping_database(request)),
+        _check("redis", request.app.state.redis.ping()),
+    )
+    body = Readiness(status="ok" if database == redis == "ok" else "error",
+                     checks={"database": database, "redis": redis})
+    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)

@@ -1,0 +1,32 @@
+"""Shared CLI plumbing: load settings and secrets, print config problems, never values."""
+
+from __future__ import annotations
+
+import sys
+
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.secrets import ConfigError, ConfigProblem
+
+
+def settings_problems(exc: ValidationError) -> ConfigError:
+    """Pydantic errors without `input` or `ctx`: they can hold the offending (secret) value."""
+    problems = []
+    for error in exc.errors(include_input=False, include_context=False, include_url=False):
+        name = "_".join(str(part) for part in error["loc"]).upper() or "SETTINGS"
+        problems.append(ConfigProblem(name, "", error["msg"]))
+    return ConfigError(problems)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise settings_problems(exc) from None
+
+
+def report(error: ConfigError) -> int:
+    for line in error.lines():
+        print(line, file=sys.stderr)
+    return 1

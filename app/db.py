@@ -1,0 +1,94 @@
+"""The SQLAlchemy async engine (asyncpg) and sessions.
+
+The password is not part of the engine URL: a `do_connect` hook asks the SecretStore for the
+current credentials each time the pool opens a NEW connection, so a rotated password is used
+from the next connection on, and existing connections are recycled by `pool_recycle`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+from app.secrets import SecretStore
+
+
+def database_url(settings: Settings) -> URL:
+    url = make_url(settings.database_url)
+    if url.drivername in {"postgresql", "postgres"}:
+        url = url.set(drivername="postgresql+asyncpg")
+    return url
+
+
+def _ssl_argument(settings: Settings) -> ssl.SSLContext | str | None:
+    mode = settings.database_sslmode
+    if mode is None:
+        return None
+    if settings.database_ssl_ca_file is not None and mode in {"verify-ca", "verify-full"}:
+        context = ssl.create_default_context(cafile=str(settings.database_ssl_ca_file))
+        context.check_hostname = mode == "verify-full"
+        return context
+    return mode
+
+
+def current_credentials(settings: Settings, store: SecretStore) -> dict[str, str]:
+    """User/password for a new connection, read from the store at this instant."""
+    import json
+
+    composite = store.get("DATABASE_CREDENTIALS")
+    if composite is not None:
+        document = json.loads(composite.get_secret_value())
+        return {"user": document["username"], "password": document["password"]}
+    password = store.get("DATABASE_PASSWORD")
+    return {"password": password.get_secret_value()} if password is not None else {}
+
+
+def create_engine(settings: Settings, store: SecretStore) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        "command_timeout": settings.db_statement_timeout_seconds,
+        "server_settings": {
+            "statement_timeout": str(int(settings.db_statement_timeout_seconds * 1000)),
+            "application_name": "fastapi-secrets-template",
+        },
+    }
+    ssl_arg = _ssl_argument(settings)
+    if ssl_arg is not None:
+        connect_args["ssl"] = ssl_arg
+    engine = create_async_engine(
+        database_url(settings),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _inject_credentials(
+        dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]
+    ) -> None:
+        cparams.update(current_credentials(settings, store))
+
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with maker() as session:
+        yield session

@@ -1,0 +1,61 @@
+"""Application factory and lifespan.
+
+`create_app(settings)` builds the ASGI app; the lifespan OWNS every resource: it resolves the
+secrets, opens the DB and Redis pools, starts the secret refresher, and closes them all on
+shutdown. Nothing is created at import time, so tests and tools can build as many apps as they
+need with different settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimitMiddleware
+from app.api.routes import health
+from app.cache import create_redis
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.secrets import SecretStore
+
+
+def create_app(settings: Settings | None = None, *, store: SecretStore | None = None) -> FastAPI:
+    """Build the app. `store` may be passed when the caller already resolved the secrets
+    (the `serve` command does, to fail fast before binding a port)."""
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        secrets = store if store is not None else await SecretStore.open(settings)
+        engine = create_engine(settings, secrets)
+        redis = create_redis(settings, secrets)
+        app.state.settings = settings
+        app.state.secrets = secrets
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = redis
+        secrets.start()
+        try:
+            yield
+        finally:
+            await secrets.aclose()
+            await redis.aclose()
+            await engine.dispose()
+
+    production = settings.is_production
+    app = FastAPI(
+        title="fastapi-secrets-template",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None if production else "/docs",
+        redoc_url=None if production else "/redoc",
+        openapi_url=None if production else "/openapi.json",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,1 @@
+"""Key ring, token service and password hashing."""

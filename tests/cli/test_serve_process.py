@@ -1,0 +1,46 @@
+"""The real server process, over TCP: `python -m app serve` and `python -m app migrate`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import free_port, run_cli, serve
+
+
+def test_serve_answers_ready_over_tcp(server_env: dict[str, str], tmp_path: Path) -> None:
+    with serve(server_env, tmp_path) as server:
+        response = httpx.get(f"{server.url}/health/ready", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_ready_is_503_within_3s_when_redis_port_is_closed(
+    server_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**server_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    with serve(env, tmp_path) as server:
+        started = time.monotonic()
+        ready = httpx.get(f"{server.url}/health/ready", timeout=10)
+        elapsed = time.monotonic() - started
+        live = httpx.get(f"{server.url}/health/live", timeout=5)
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["redis"] != "ok"
+    assert elapsed < 3
+    assert live.status_code == 200
+
+
+def test_serve_exits_nonzero_naming_the_missing_secret(server_env: dict[str, str]) -> None:
+    env = {k: v for k, v in server_env.items() if k != "JWT_KEYS"}
+    result = run_cli("serve", env=env, timeout=20)
+    assert result.returncode != 0
+    assert "JWT_KEYS" in result.stderr
+
+
+def test_migrate_is_idempotent(server_env: dict[str, str]) -> None:
+    first = run_cli("migrate", env=server_env)
+    second = run_cli("migrate", env=server_env)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr

@@ -1,0 +1,82 @@
+"""Run the real server (`python -m app serve`) as a process and talk to it over TCP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """A clean environment: no developer `.env`, no /run/secrets, only what the test says."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_"))}
+    env.update({"APP_ENV": "test", "PYTHONUNBUFFERED": "1", "SECRETS_DIR": "/nonexistent"})
+    env.update(overrides)
+    return env
+
+
+def run_cli(*args: str, env: Mapping[str, str], timeout: float = 60,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app", *args], env=dict(env), cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+class ServerProcess:
+    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
+        self.process, self.url, self.log = process, url, log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serve(env: Mapping[str, str], tmp_path: Path, *, wait: bool = True,
+          timeout: float = 30) -> Iterator[ServerProcess]:
+    port = free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    log = tmp_path / f"server-{port}.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env, cwd=ROOT,
+                                   stdout=sink, stderr=subprocess.STDOUT, text=True)
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
+    try:
+        if wait:
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    code = process.returncode
+                    raise RuntimeError(f"server exited with {code}:\n{server.output()}")
+                try:
+                    if httpx.get(f"{server.url}/health/live", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start:\n{server.output()}")
+                time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

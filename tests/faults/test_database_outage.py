@@ -1,0 +1,36 @@
+"""PostgreSQL stopped: DB routes answer 503 within the configured timeouts (no hang, no 500);
+PostgreSQL back: the next requests succeed on the same app (stale pooled connections are
+detected by pre-ping and replaced)."""
+
+from __future__ import annotations
+
+import time
+
+from tests.faults.conftest import FaultSettings, postgres_down, running_app
+from tests.faults.db_probe import PROBE_PATH, app_with_probe
+from tests.support.private_services import PrivatePostgres
+
+
+async def test_database_outage_is_503_within_timeouts_and_recovers(
+    fault_settings: FaultSettings, fault_pg: PrivatePostgres
+) -> None:
+    settings = fault_settings(db_connect_timeout_seconds=2.0, db_pool_timeout_seconds=2.0)
+    budget = settings.db_connect_timeout_seconds + settings.db_pool_timeout_seconds + 1
+    async with running_app(app_with_probe(settings)) as client:
+        # Warm the pool so the outage hits connections the pool believes are healthy.
+        for _ in range(3):
+            assert (await client.get(PROBE_PATH)).status_code == 200
+
+        with postgres_down(fault_pg):
+            for path in (PROBE_PATH, "/health/ready", PROBE_PATH):
+                started = time.monotonic()
+                response = await client.get(path)
+                elapsed = time.monotonic() - started
+                assert response.status_code == 503, (path, response.status_code, response.text)
+                assert elapsed < budget, f"{path} took {elapsed:.1f}s with PostgreSQL down"
+            assert (await client.get("/health/ready")).json()["checks"]["database"] != "ok"
+            assert (await client.get("/health/live")).status_code == 200
+
+        statuses = [(await client.get(PROBE_PATH)).status_code for _ in range(20)]
+        assert statuses == [200] * 20
+        assert (await client.get("/health/ready")).status_code == 200

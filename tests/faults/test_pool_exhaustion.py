@@ -1,0 +1,70 @@
+"""Pool exhaustion: while a lock holds every pooled connection, the requests that cannot get one
+are answered 503 after `pool_timeout` (not queued forever, not a 500); once the lock is released
+the held requests finish and the pool serves normally again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import httpx
+
+from tests.faults.conftest import APP_DATABASE, FaultSettings, running_app
+from tests.faults.db_probe import PROBE_PATH, app_with_probe
+from tests.support.private_services import PrivatePostgres
+
+
+async def _timed_get(client: httpx.AsyncClient, path: str) -> tuple[int, float]:
+    started = time.monotonic()
+    response = await client.get(path)
+    return response.status_code, time.monotonic() - started
+
+
+Timed = asyncio.Task[tuple[int, float]]
+
+
+async def _wait_for(tasks: list[Timed], count: int, within: float) -> None:
+    """Wait until `count` tasks finished or `within` seconds passed."""
+    deadline = time.monotonic() + within
+    pending = set(tasks)
+    while len(tasks) - len(pending) < count and time.monotonic() < deadline:
+        _, pending = await asyncio.wait(pending, timeout=deadline - time.monotonic(),
+                                        return_when=asyncio.FIRST_COMPLETED)
+
+
+async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
+    fault_settings: FaultSettings, fault_pg: PrivatePostgres
+) -> None:
+    settings = fault_settings(db_pool_size=2, db_max_overflow=1, db_pool_timeout_seconds=1.0)
+    capacity = settings.db_pool_size + settings.db_max_overflow
+    excess = 3
+    dsn = fault_pg.admin_dsn.rsplit("/", 1)[0] + f"/{APP_DATABASE}"
+    async with running_app(app_with_probe(settings)) as client:
+        locker = await asyncpg.connect(dsn)
+        try:
+            transaction = locker.transaction()
+            await transaction.start()
+            await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+
+            tasks = [asyncio.create_task(_timed_get(client, PROBE_PATH))
+                     for _ in range(capacity + excess)]
+            await _wait_for(tasks, count=excess, within=settings.db_pool_timeout_seconds + 5)
+            await asyncio.sleep(0.3)  # anything else finishing now would be a wrong answer
+            done, pending = {t for t in tasks if t.done()}, {t for t in tasks if not t.done()}
+            # Only the requests that never got a connection can have finished.
+            finished = [task.result() for task in done]
+            assert len(finished) == excess, finished
+            for status, elapsed in finished:
+                assert status == 503
+                assert elapsed < settings.db_pool_timeout_seconds + 1, elapsed
+            assert len(pending) == capacity
+        finally:
+            await transaction.rollback()
+            await locker.close()
+
+        held = await asyncio.gather(*pending)
+        assert [status for status, _ in held] == [200] * capacity
+
+        statuses = await asyncio.gather(*(client.get(PROBE_PATH) for _ in range(20)))
+        assert [response.status_code for response in statuses] == [200] * 20

@@ -1,0 +1,35 @@
+"""The provider interface every secret backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from app.secrets.references import Reference
+
+
+@dataclass(frozen=True, repr=False)
+class Fetched:
+    """A value read from a backend, and the backend's version id for it when it has one.
+
+    `ttl` is set for leased values (e.g. Vault dynamic database credentials): the seconds, from
+    the fetch, during which the value stays valid. The store refreshes such a value well before
+    it expires, whatever `SECRETS_REFRESH_SECONDS` says.
+    """
+
+    value: str
+    version: str | None = None
+    ttl: float | None = None
+
+    def __repr__(self) -> str:  # never the value
+        return f"Fetched(version={self.version!r})"
+
+
+class SecretProvider(Protocol):
+    """Reads one reference. Implementations must not block the event loop and must raise a
+    `SecretFetchError` subclass (never a message containing the value) on failure."""
+
+    async def fetch(self, reference: Reference) -> Fetched: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,306 @@
+"""SecretStore: the current value of every secret, where it came from, and its refresh loop.
+
+Readers call `get()`/`entry()` for every use instead of keeping copies, so a rotation reaches the
+DB pool, the Redis pool and the key ring without a restart. The whole set is one immutable
+snapshot replaced in a single assignment: a reader never sees half of a rotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import SecretStr
+
+from app.audit import audit
+from app.config import SECRET_SETTINGS, Settings
+from app.secrets.bindings import Binding, bind_secrets, generated_binding
+from app.secrets.errors import ConfigError, ConfigProblem, SecretFetchError
+from app.secrets.policy import REQUIRED, check_value
+from app.secrets.providers.base import SecretProvider
+from app.secrets.providers.file import Signature
+from app.secrets.references import load_provider
+
+logger = logging.getLogger("app.secrets")
+
+#: How often file-backed secrets are probed for a change (a stat call; cheap).
+FILE_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, repr=False)
+class SecretEntry:
+    setting: str
+    value: SecretStr
+    source: str
+    origin: str
+    version: str | None
+    loaded_at: float
+    ttl: float | None = None  # leased values: seconds of validity from `loaded_at`
+
+    def __repr__(self) -> str:
+        return (f"SecretEntry(setting={self.setting!r}, source={self.source!r}, "
+                f"origin={self.origin!r}, version={self.version!r})")
+
+
+@dataclass
+class _Schedule:
+    next_due: float
+    signature: Signature = None
+    failing: bool = False
+
+
+ChangeListener = Callable[[frozenset[str]], None]
+
+
+@dataclass
+class SecretStore:
+    settings: Settings
+    bindings: Mapping[str, Binding]
+    providers: dict[str, SecretProvider] = field(default_factory=dict)
+    _snapshot: Mapping[str, SecretEntry] = field(default_factory=lambda: MappingProxyType({}))
+    _schedule: dict[str, _Schedule] = field(default_factory=dict)
+    _listeners: list[ChangeListener] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    # ---- construction -------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, settings: Settings) -> SecretStore:
+        """Bind, fetch every secret concurrently, validate; raise ConfigError on any problem."""
+        providers: dict[str, SecretProvider] = {}
+
+        def provider_for(scheme: str) -> SecretProvider:
+            if scheme not in providers:
+                providers[scheme] = load_provider(scheme, settings)
+            return providers[scheme]
+
+        bindings = dict(bind_secrets(settings, provider_for))
+        store = cls(settings=settings, bindings=bindings, providers=providers)
+        try:
+            await store._load()
+        except BaseException:
+            await store.aclose()
+            raise
+        return store
+
+    async def _load(self) -> None:
+        problems: list[ConfigProblem] = []
+        names = list(self.bindings)
+        results = await asyncio.gather(*(self._fetch(self.bindings[n]) for n in names))
+        entries: dict[str, SecretEntry] = {}
+        now = time.time()
+        for name, result in zip(names, results, strict=True):
+            binding = self.bindings[name]
+            if isinstance(result, str):
+                problems.append(ConfigProblem(name, binding.origin, result))
+                continue
+            issues = check_value(name, result.value.get_secret_value(), self.settings)
+            problems.extend(ConfigProblem(name, binding.origin, issue) for issue in issues)
+            if not issues:
+                entries[name] = result
+        for name in sorted(REQUIRED - set(self.bindings)):
+            if self.settings.app_env == "development":
+                entries[name] = self._generate(name)
+            else:
+                problems.append(ConfigProblem(name, "", missing_message(name)))
+        if problems:
+            raise ConfigError(problems)
+        self._snapshot = MappingProxyType(entries)
+        for name, entry in entries.items():
+            self._schedule[name] = _Schedule(self._next_due(now, entry.ttl),
+                                             self._signature(name))
+            audit("secret.loaded", setting=name, source=entry.source, origin=entry.origin,
+                  version=entry.version)
+
+    def _generate(self, name: str) -> SecretEntry:
+        value = secrets.token_urlsafe(48)
+        self.bindings = {**self.bindings, name: generated_binding(name, value)}
+        logger.warning(
+            "%s is not set: generated a random development value. Tokens will not survive a "
+            "restart or be shared between workers; run `python -m app secrets init`.", name
+        )
+        return SecretEntry(name, SecretStr(value), "generated", self.bindings[name].origin,
+                           "generated", time.time())
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def get(self, name: str) -> SecretStr | None:
+        entry = self._snapshot.get(name)
+        return entry.value if entry is not None else None
+
+    def entry(self, name: str) -> SecretEntry | None:
+        return self._snapshot.get(name)
+
+    def snapshot(self) -> Mapping[str, SecretEntry]:
+        """All current entries at one instant (immutable)."""
+        return self._snapshot
+
+    def values(self) -> list[str]:
+        """Every loaded secret value, for the log redaction filter."""
+        return [e.value.get_secret_value() for e in self._snapshot.values()]
+
+    def on_change(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    # ---- refreshing ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background refresh loop (idempotent)."""
+        if self._task is None and any(not b.is_static for b in self.bindings.values()):
+            self._task = asyncio.create_task(self._run(), name="secret-refresh")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for provider in self.providers.values():
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+
+    async def refresh(self, names: Iterable[str] | None = None) -> frozenset[str]:
+        """Re-fetch `names` (default: every non-static secret) now; return what changed."""
+        targets = [n for n in (names if names is not None else self.bindings)
+                   if n in self.bindings and not self.bindings[n].is_static]
+        if not targets:
+            return frozenset()
+        results = await asyncio.gather(*(self._fetch(self.bindings[n]) for n in targets))
+        updated: dict[str, SecretEntry] = {}
+        renewed: dict[str, SecretEntry] = {}  # same value, fresh lease/version: no listeners
+        now = time.time()
+        for name, result in zip(targets, results, strict=True):
+            binding = self.bindings[name]
+            schedule = self._schedule.setdefault(name, _Schedule(0.0))
+            current = self._snapshot.get(name)
+            schedule.next_due = self._next_due(now, self._remaining(result, current, now))
+            schedule.signature = self._signature(name)
+            if isinstance(result, str):
+                self._refresh_failed(binding, result, schedule)
+                continue
+            new_value = result.value.get_secret_value()
+            if current is not None and current.value.get_secret_value() == new_value:
+                self._refresh_ok(binding, schedule)
+                if (result.ttl, result.version) != (current.ttl, current.version):
+                    renewed[name] = result
+                continue
+            issues = check_value(name, new_value, self.settings)
+            if issues:
+                self._refresh_failed(binding, "; ".join(issues), schedule)
+                continue
+            self._refresh_ok(binding, schedule)
+            updated[name] = result
+            audit("secret.rotated", setting=name, source=binding.source, origin=binding.origin,
+                  version=result.version,
+                  previous_version=current.version if current is not None else None)
+        if renewed:
+            self._snapshot = MappingProxyType({**self._snapshot, **renewed})
+        if not updated:
+            return frozenset()
+        self._snapshot = MappingProxyType({**self._snapshot, **updated})
+        changed = frozenset(updated)
+        for listener in list(self._listeners):
+            try:
+                listener(changed)
+            except Exception:
+                logger.exception("secret change listener failed for %s", sorted(changed))
+        return changed
+
+    async def _run(self) -> None:
+        poll = min(FILE_POLL_SECONDS, self.settings.secrets_refresh_seconds)
+        while True:
+            await asyncio.sleep(poll)
+            now = time.time()
+            due = []
+            for name, binding in self.bindings.items():
+                if binding.is_static:
+                    continue
+                schedule = self._schedule.setdefault(name, _Schedule(0.0))
+                if now >= schedule.next_due or (
+                    binding.signature is not None and binding.signature() != schedule.signature
+                ):
+                    due.append(name)
+            if due:
+                try:
+                    await self.refresh(due)
+                except Exception:  # never let the loop die: the last good values keep serving
+                    logger.exception("secret refresh loop error")
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    async def _fetch(self, binding: Binding) -> SecretEntry | str:
+        """Return an entry, or a one-line reason (never containing the value)."""
+        timeout = self.settings.secrets_fetch_timeout_seconds
+        try:
+            fetched = await asyncio.wait_for(binding.fetch(), timeout)
+        except TimeoutError:
+            return f"timed out after {timeout:g}s reading {binding.origin}"
+        except SecretFetchError as exc:
+            return f"{exc.kind}: {exc}" if exc.kind != "error" else str(exc)
+        except Exception as exc:  # an SDK error: its type, not its text, which may echo data
+            return f"cannot be read ({type(exc).__name__})"
+        return SecretEntry(binding.setting, SecretStr(fetched.value), binding.source,
+                           binding.origin, fetched.version, time.time(), fetched.ttl)
+
+    def _signature(self, name: str) -> Signature:
+        binding = self.bindings.get(name)
+        return binding.signature() if binding and binding.signature else None
+
+    def _next_due(self, now: float, ttl: float | None = None) -> float:
+        interval = self.settings.secrets_refresh_seconds * random.uniform(0.8, 1.0)  # noqa: S311
+        if ttl is not None:
+            # A lease is renewed (or re-read) at half its remaining life, so a failed attempt
+            # still leaves time for retries before the credentials expire.
+            interval = min(interval, max(ttl / 2, 1.0))
+        return now + interval
+
+    @staticmethod
+    def _remaining(result: SecretEntry | str, current: SecretEntry | None,
+                   now: float) -> float | None:
+        """Seconds of validity left: of the new value, or of the last good one on failure."""
+        if isinstance(result, SecretEntry):
+            return result.ttl
+        if current is not None and current.ttl is not None:
+            return max(current.loaded_at + current.ttl - now, 0.0)
+        return None
+
+    def _refresh_failed(self, binding: Binding, reason: str, schedule: _Schedule) -> None:
+        schedule.failing = True
+        logger.warning("secret refresh failed for %s (%s): %s; keeping the last good value",
+                       binding.setting, binding.source, reason)
+        audit("secret.refresh_failed", setting=binding.setting, source=binding.source,
+              origin=binding.origin, reason=reason)
+
+    def _refresh_ok(self, binding: Binding, schedule: _Schedule) -> None:
+        if schedule.failing:
+            logger.info("secret refresh recovered for %s (%s)", binding.setting, binding.source)
+        schedule.failing = False
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Rows for `config check`: setting, source, origin, version, status. Never values."""
+        rows: list[dict[str, Any]] = []
+        for name in SECRET_SETTINGS:
+            entry = self._snapshot.get(name)
+            if entry is None:
+                rows.append({"setting": name, "source": "-", "origin": "", "version": None,
+                             "status": "not set"})
+            else:
+                rows.append({"setting": name, "source": entry.source, "origin": entry.origin,
+                             "version": entry.version, "status": "ok"})
+        return rows
+
+
+def missing_message(name: str) -> str:
+    return (f"is required but not set; set {name}, {name}_FILE, or put a file named "
+            f"{name.lower()} in SECRETS_DIR")
+
+
+__all__ = ["SecretEntry", "SecretStore", "missing_message"]

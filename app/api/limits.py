@@ -1,5 +1,7 @@
-"""Request body size limit, enforced while streaming so a missing or lying Content-Length
-cannot get a large body buffered."""
+"""Request size limits: the body limit is enforced while streaming so a missing or lying
+Content-Length cannot get a large body buffered; the header limit exists because uvicorn's
+httptools parser accepts headers of any size (h11 stops at 16 KiB), and a megabyte header should
+be a 431 on either."""
 
 from __future__ import annotations
 
@@ -16,16 +18,27 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail="Request body too large")
 
 
+#: Total size of the request header fields (names + values). Browsers and proxies stay well under
+#: 8 KiB; a bearer token is about 1 KiB.
+MAX_HEADER_BYTES = 16 * 1024
+
+
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int,
+                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
+        headers = scope.get("headers", [])
+        if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
+            await _reply(send, 431, "Request header fields too large")
+            return
+        for name, value in headers:
             if name == b"content-length":
                 try:
                     declared = int(value)

@@ -1,0 +1,64 @@
+"""Request limits over real TCP to `python -m app serve` (the HTTP parser is part of the
+behaviour): oversized bodies are 413 whether or not they declare a length, oversized headers
+and malformed or mistyped bodies are 4xx, and nothing a client sends makes a 5xx."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.server import ServerProcess, base_env, serve
+
+MAX_BODY_BYTES = 4096
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, redis_url: str, redis_prefix: str, jwt_secret: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = base_env(DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix,
+                   JWT_KEYS=jwt_secret, MAX_BODY_BYTES=str(MAX_BODY_BYTES), LOG_LEVEL="warning")
+    with serve(env, tmp_path_factory.mktemp("limits")) as process:
+        yield process
+
+
+def raw_request(server: ServerProcess, request: bytes) -> int:
+    """Send bytes as they are (no client-side normalisation); return the response status."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        head = sock.recv(65536).split(b"\r\n", 1)[0]
+    return int(head.split()[1])
+
+
+def test_a_20kb_header_is_a_4xx(server: ServerProcess) -> None:
+    response = httpx.get(f"{server.url}/health/live", headers={"X-Padding": "a" * 20_000},
+                         timeout=10)
+    assert 400 <= response.status_code < 500
+    assert response.status_code == 431
+
+
+def test_many_headers_adding_up_past_the_limit_are_a_4xx(server: ServerProcess) -> None:
+    headers = {f"X-Field-{i}": "b" * 1000 for i in range(20)}
+    response = httpx.get(f"{server.url}/health/live", headers=headers, timeout=10)
+    assert response.status_code == 431
+
+
+def test_ordinary_headers_pass(server: ServerProcess) -> None:
+    response = httpx.get(f"{server.url}/health/live",
+                         headers={"Authorization": "Bearer " + "c" * 1500}, timeout=10)
+    assert response.status_code == 200
+
+
+def test_declared_body_over_the_limit_is_413_before_it_is_sent(server: ServerProcess) -> None:
+    head = (f"POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n").encode()
+    assert raw_request(server, head) == 413
+
+
+def test_garbage_content_length_is_a_4xx(server: ServerProcess) -> None:
+    request = b"POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n"
+    status = raw_request(server, request)
+    assert 400 <= status < 500

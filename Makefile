@@ -50,7 +50,7 @@ format:
 
 up: ## create missing dev secrets in ./secrets, then docker compose up --build
 	@if [ -f docker-compose.yml ]; then \
-		$(PYTHON) -m app secrets init --dir secrets && docker compose up --build; \
+		$(PYTHON) app/secrets/devfiles.py --dir secrets && docker compose up --build; \
 	else echo "docker-compose.yml is not in this checkout yet: use 'make install run' for now."; fi
 
 down:

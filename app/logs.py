@@ -14,3 +14,12 @@ def configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    install_log_redaction()
+
+
+def install_log_redaction() -> None:
+    """Secrets hygiene (owned by the secrets core): every root handler masks loaded secret values
+    and credentials. Call again after adding or replacing a root handler."""
+    from app.secrets.redaction import install_on_root
+
+    install_on_root()

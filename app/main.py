@@ -20,6 +20,7 @@ from app.cache import create_redis
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.secrets import SecretStore
+from app.secrets.redaction import register_secret_source
 
 
 def create_app(settings: Settings | None = None, *, store: SecretStore | None = None) -> FastAPI:
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secrets = store if store is not None else await SecretStore.open(settings)
+        unregister_redaction = register_secret_source(secrets)  # logs mask its live values
         engine = create_engine(settings, secrets)
         redis = create_redis(settings, secrets)
         app.state.settings = settings
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
             await secrets.aclose()
             await redis.aclose()
             await engine.dispose()
+            unregister_redaction()
 
     production = settings.is_production
     app = FastAPI(

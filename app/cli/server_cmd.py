@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 from app.cli.common import load_settings, report
 from app.config import Settings
@@ -20,9 +25,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     migrate.set_defaults(handler=migrate_command)
 
 
-def serve_command(args: argparse.Namespace) -> int:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the signal that stopped it once shutdown is complete, so even a clean
+    drain after SIGTERM ends as "killed by signal" (143). SIGTERM is how orchestrators ask a
+    process to stop: after a graceful shutdown that is a success, exit 0. SIGINT is re-raised
+    as usual."""
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals = [
+                sig for sig in self._captured_signals if sig != signal.SIGTERM
+            ]
+
+
+def serve_command(args: argparse.Namespace) -> int:
     from app.logs import configure_logging
     from app.main import create_app
 
@@ -52,7 +70,7 @@ def serve_command(args: argparse.Namespace) -> int:
         # Resolve every secret before binding the port, on the loop that will serve, so the
         # store's providers and refresher belong to that loop.
         store = await SecretStore.open(settings)
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, store=store), **common))
+        server = _Server(uvicorn.Config(create_app(settings, store=store), **common))
         await server.serve()
 
     loop_factory = uvicorn.Config("app.main:create_app", factory=True, **common).get_loop_factory()

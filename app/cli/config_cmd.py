@@ -1,18 +1,24 @@
 """`config check`: resolve everything as the server would and print where each setting came from.
 
-Output is a table for people; secret values are never printed, only their source, origin
-(a variable name, a path or a reference) and the version id the backend reported.
+Output is a table for people; secret values are never printed, only their source (env, file, dir,
+aws-sm, ...), origin (a variable name, a path or a reference), status and the version id the
+backend reported. Plain settings show their value, except any password inside a URL. On any
+problem the table still shows what did resolve, the problems follow on stderr one per line, and
+the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+from urllib.parse import urlsplit, urlunsplit
 
-from app.cli.common import load_settings, report
+from app.cli.common import load_settings, report, setting_origin
 from app.config import SECRET_SETTINGS, Settings
-from app.secrets import ConfigError, SecretStore
+from app.secrets import ConfigError, ConfigProblem, SecretStore
+
+Row = tuple[str, str, str, str]
+HEADER: Row = ("SETTING", "SOURCE", "STATUS", "DETAIL")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,49 +28,83 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check.set_defaults(handler=check_command)
 
 
-def _plain_source(settings: Settings, field: str) -> str:
-    name = field.upper()
-    if any(key.upper() == name for key in os.environ):
-        return "env"
-    return "env (.env)" if field in settings.model_fields_set else "default"
+def mask_url_password(value: str) -> tuple[str, bool]:
+    """`scheme://user:***@host/...` and whether a password was present."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value, False
+    if not parts.scheme or parts.password is None:
+        return value, False
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), True
 
 
-def _rows(settings: Settings, store: SecretStore) -> list[tuple[str, str, str, str]]:
+def _plain_rows(settings: Settings) -> list[Row]:
     secret_fields = {name.lower() for name in SECRET_SETTINGS}
     secret_fields |= {f"{name}_file" for name in secret_fields}
-    rows = []
+    rows: list[Row] = []
     for field in type(settings).model_fields:
         if field in secret_fields:
             continue
-        value = repr(getattr(settings, field))
-        rows.append((field.upper(), _plain_source(settings, field), "ok", value))
+        name = field.upper()
+        value = getattr(settings, field)
+        shown, had_password = mask_url_password(value) if isinstance(value, str) else (
+            repr(value), False)
+        status = "warning" if had_password else "ok"
+        detail = repr(shown) if isinstance(value, str) else shown
+        if had_password:
+            detail += "  (password in the URL is discouraged: use " \
+                      f"{name.removesuffix('_URL')}_PASSWORD)"
+        source = setting_origin(name) if field in settings.model_fields_set else "default"
+        rows.append((name, source, status, detail))
+    return rows
+
+
+def _secret_rows(store: SecretStore) -> list[Row]:
+    rows: list[Row] = []
     for row in store.describe():
-        detail = row["origin"]
-        if row["version"]:
-            detail = f"{detail} (version {row['version']})"
+        if row["status"] == "error":
+            detail = f"{row['problem']}" + (f" (from {row['origin']})" if row["origin"] else "")
+        else:
+            detail = row["origin"]
+            if row["version"]:
+                detail = f"{detail} (version {row['version']})"
+            if row["status"] == "missing":
+                detail = "required: set it, its _FILE, or a file in SECRETS_DIR"
         rows.append((row["setting"], row["source"], row["status"], detail))
     return rows
 
 
-def _print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    header = ("SETTING", "SOURCE", "STATUS", "DETAIL")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    for row in [header, *rows]:
+def print_table(rows: list[Row]) -> None:
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(3)]
+    for row in [HEADER, *rows]:
         print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
 
 
 def check_command(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
-        store = asyncio.run(_open(settings))
     except ConfigError as exc:
         return report(exc)
-    _print_table(_rows(settings, store))
-    print(f"\nOK: configuration for APP_ENV={settings.app_env} resolves.")
+    store, problems = asyncio.run(_resolve(settings))
+    print_table(_plain_rows(settings))
+    print()
+    print_table(_secret_rows(store))
+    print()
+    if problems:
+        print(f"FAILED: {len(problems)} problem(s); the server would refuse to start.")
+        return report(ConfigError(problems))
+    print(f"OK: configuration for APP_ENV={settings.app_env} resolves.")
     return 0
 
 
-async def _open(settings: Settings) -> SecretStore:
-    store = await SecretStore.open(settings)
+async def _resolve(settings: Settings) -> tuple[SecretStore, list[ConfigProblem]]:
+    store, problems = await SecretStore.resolve(settings)
     await store.aclose()
-    return store
+    return store, problems

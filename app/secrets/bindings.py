@@ -19,6 +19,7 @@ from app.secrets.providers.file import (
     file_signature,
     find_in_secret_dirs,
     read_secret_file,
+    scan_secret_dirs,
 )
 from app.secrets.references import (
     MissingExtraError,
@@ -83,12 +84,23 @@ def generated_binding(setting: str, value: str) -> Binding:
 
 def bind_secrets(settings: Settings, provider_for: ProviderFor) -> dict[str, Binding]:
     """Decide the source of every configured secret; raise ConfigError listing every conflict."""
+    bindings, problems = bind_secrets_collecting(settings, provider_for)
+    if problems:
+        raise ConfigError(problems)
+    return bindings
+
+
+def bind_secrets_collecting(
+    settings: Settings, provider_for: ProviderFor
+) -> tuple[dict[str, Binding], list[ConfigProblem]]:
+    """Like `bind_secrets`, but return the problems next to the bindings that did work, so
+    `config check` can show a full table."""
     problems: list[ConfigProblem] = []
     bindings: dict[str, Binding] = {}
     for name in SECRET_SETTINGS:
         attr = name.lower()
-        literal = getattr(settings, attr)
-        path: Path | None = getattr(settings, f"{attr}_file")
+        literal = getattr(settings, attr, None)
+        path: Path | None = getattr(settings, f"{attr}_file", None)
         if literal is not None and path is not None:
             problems.append(ConfigProblem(name, f"{name} and {name}_FILE",
                                           "both are set; set exactly one of them"))
@@ -97,7 +109,7 @@ def bind_secrets(settings: Settings, provider_for: ProviderFor) -> dict[str, Bin
             raw = literal.get_secret_value()
             ref = parse_reference(raw)
             if ref is None:
-                bindings[name] = Binding(name, "env", name, _constant(raw))
+                bindings[name] = Binding(name, "env", f"env {name}", _constant(raw))
                 continue
             origin = f"{name}={ref}"
             if ref.scheme == "file":
@@ -110,19 +122,28 @@ def bind_secrets(settings: Settings, provider_for: ProviderFor) -> dict[str, Bin
             except MissingExtraError as exc:
                 problems.append(ConfigProblem(name, origin, str(exc)))
                 continue
+            except Exception as exc:  # a provider that cannot even be built (bad region, ...)
+                problems.append(ConfigProblem(name, origin,
+                                              f"provider cannot start ({type(exc).__name__})"))
+                continue
             bindings[name] = Binding(name, ref.scheme, origin, _via_provider(provider, ref),
                                      reference=ref)
         elif path is not None:
+            if path == Path():  # `X_FILE=` (empty) parses as "."
+                problems.append(ConfigProblem(name, f"{name}_FILE", "is empty; set a file path"))
+                continue
             bindings[name] = Binding(name, "file", f"{name}_FILE={path}", _file(path),
                                      _probe(path))
         else:
-            found = find_in_secret_dirs(attr, settings.secrets_dirs)
-            if found is not None:
-                bindings[name] = Binding(name, "dir", str(found), _file(found, found.parent),
-                                         _probe(found))
-    if problems:
-        raise ConfigError(problems)
-    return bindings
+            scan = scan_secret_dirs(attr, settings.secrets_dirs)
+            if scan.found is not None:
+                bindings[name] = Binding(name, "dir", f"SECRETS_DIR {scan.found}",
+                                         _file(scan.found, scan.found.parent),
+                                         _probe(scan.found))
+            elif scan.refused is not None:
+                problems.append(ConfigProblem(name, f"SECRETS_DIR file {scan.refused}",
+                                              scan.reason))
+    return bindings, problems
 
 
 def _via_provider_file(path: Path, ref: Reference) -> Callable[[], Awaitable[Fetched]]:

@@ -200,6 +200,25 @@ class SecretRedactionFilter(logging.Filter):
             record.stack_info = redact(record.stack_info, values)
         if isinstance(getattr(record, "message", None), str):
             record.message = redact(record.message, values)
+        for key, value in list(vars(record).items()):  # `extra={...}` fields (JSON formatters)
+            if key not in _STANDARD_ATTRIBUTES:
+                setattr(record, key, _redact_value(value, values))
+
+
+#: Attributes every LogRecord has; anything else came from `extra=` and is written by formatters.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime",
+}
+
+
+def _redact_value(value: object, values: list[str]) -> object:
+    if isinstance(value, str):
+        return redact(value, values)
+    if isinstance(value, dict):
+        return {k: _redact_value(v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v, values) for v in value)
+    return value
 
 
 def install_redaction(handler: logging.Handler) -> None:

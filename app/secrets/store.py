@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
 from app.audit import audit
 from app.config import SECRET_SETTINGS, Settings
-from app.secrets.bindings import Binding, bind_secrets, generated_binding
+from app.secrets.bindings import Binding, bind_secrets_collecting, generated_binding
 from app.secrets.errors import ConfigError, ConfigProblem, SecretFetchError
 from app.secrets.policy import REQUIRED, check_value
 from app.secrets.providers.base import SecretProvider
@@ -33,6 +33,9 @@ logger = logging.getLogger("app.secrets")
 
 #: How often file-backed secrets are probed for a change (a stat call; cheap).
 FILE_POLL_SECONDS = 1.0
+
+#: How many times a batch of file reads is retried when the files change under it.
+CONSISTENT_READ_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, repr=False)
@@ -60,6 +63,16 @@ class _Schedule:
 ChangeListener = Callable[[frozenset[str]], None]
 
 
+class RefreshObserver(Protocol):
+    """Told about every refresh outcome (metrics use it). Must be quick and must not raise."""
+
+    def secret_refresh_succeeded(self, setting: str, source: str) -> None: ...
+
+    def secret_refresh_failed(self, setting: str, source: str) -> None: ...
+
+    def secret_rotated(self, setting: str, source: str) -> None: ...
+
+
 @dataclass
 class SecretStore:
     settings: Settings
@@ -68,13 +81,28 @@ class SecretStore:
     _snapshot: Mapping[str, SecretEntry] = field(default_factory=lambda: MappingProxyType({}))
     _schedule: dict[str, _Schedule] = field(default_factory=dict)
     _listeners: list[ChangeListener] = field(default_factory=list)
+    _observers: list[RefreshObserver] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
+    _problems: dict[str, ConfigProblem] = field(default_factory=dict)
 
     # ---- construction -------------------------------------------------------------------
 
     @classmethod
     async def open(cls, settings: Settings) -> SecretStore:
         """Bind, fetch every secret concurrently, validate; raise ConfigError on any problem."""
+        store, problems = await cls.resolve(settings)
+        if problems:
+            await store.aclose()
+            raise ConfigError(problems)
+        return store
+
+    @classmethod
+    async def resolve(cls, settings: Settings) -> tuple[SecretStore, list[ConfigProblem]]:
+        """Bind and load everything that can be, and return the problems next to it.
+
+        The store holds the secrets that resolved cleanly; with problems it must not serve
+        (`open` refuses it) but it can still `describe()` itself for `config check`.
+        """
         providers: dict[str, SecretProvider] = {}
 
         def provider_for(scheme: str) -> SecretProvider:
@@ -82,19 +110,21 @@ class SecretStore:
                 providers[scheme] = load_provider(scheme, settings)
             return providers[scheme]
 
-        bindings = dict(bind_secrets(settings, provider_for))
+        bindings, problems = bind_secrets_collecting(settings, provider_for)
         store = cls(settings=settings, bindings=bindings, providers=providers)
+        store._problems = {p.setting: p for p in problems}
         try:
-            await store._load()
+            problems += await store._load(skip=set(store._problems))
         except BaseException:
             await store.aclose()
             raise
-        return store
+        store._problems = {p.setting: p for p in problems}
+        return store, problems
 
-    async def _load(self) -> None:
+    async def _load(self, skip: set[str] | None = None) -> list[ConfigProblem]:
         problems: list[ConfigProblem] = []
         names = list(self.bindings)
-        results = await asyncio.gather(*(self._fetch(self.bindings[n]) for n in names))
+        results = await self._fetch_consistent(names)
         entries: dict[str, SecretEntry] = {}
         now = time.time()
         for name, result in zip(names, results, strict=True):
@@ -106,19 +136,36 @@ class SecretStore:
             problems.extend(ConfigProblem(name, binding.origin, issue) for issue in issues)
             if not issues:
                 entries[name] = result
-        for name in sorted(REQUIRED - set(self.bindings)):
+        for name in sorted(REQUIRED - set(self.bindings) - (skip or set())):
             if self.settings.app_env == "development":
                 entries[name] = self._generate(name)
             else:
                 problems.append(ConfigProblem(name, "", missing_message(name)))
         if problems:
-            raise ConfigError(problems)
+            return problems
         self._snapshot = MappingProxyType(entries)
         for name, entry in entries.items():
             self._schedule[name] = _Schedule(self._next_due(now, entry.ttl),
                                              self._signature(name))
             audit("secret.loaded", setting=name, source=entry.source, origin=entry.origin,
                   version=entry.version)
+        return problems
+
+    async def _fetch_consistent(self, names: list[str]) -> list[SecretEntry | str]:
+        """Fetch `names` so that file-backed values all come from ONE state of the files.
+
+        Kubernetes swaps every file of a mount at once (one `..data` rename), but reading two
+        files is not atomic: a swap between the reads would pair an old value with a new one.
+        So the file signatures are taken before and after the reads (a seqlock); if any moved,
+        the batch is read again.
+        """
+        results: list[SecretEntry | str] = []
+        for _attempt in range(CONSISTENT_READ_ATTEMPTS):
+            before = [self._signature(n) for n in names]
+            results = list(await asyncio.gather(*(self._fetch(self.bindings[n]) for n in names)))
+            if [self._signature(n) for n in names] == before:
+                break
+        return results
 
     def _generate(self, name: str) -> SecretEntry:
         value = secrets.token_urlsafe(48)
@@ -150,6 +197,17 @@ class SecretStore:
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
 
+    def add_observer(self, observer: RefreshObserver) -> None:
+        """Report each refresh's outcome to `observer` (success, failure, rotation)."""
+        self._observers.append(observer)
+
+    def _notify(self, event: str, binding: Binding) -> None:
+        for observer in list(self._observers):
+            try:
+                getattr(observer, event)(binding.setting, binding.source)
+            except Exception:
+                logger.exception("secret refresh observer failed on %s", event)
+
     # ---- refreshing ---------------------------------------------------------------------
 
     def start(self) -> None:
@@ -173,7 +231,7 @@ class SecretStore:
                    if n in self.bindings and not self.bindings[n].is_static]
         if not targets:
             return frozenset()
-        results = await asyncio.gather(*(self._fetch(self.bindings[n]) for n in targets))
+        results = await self._fetch_consistent(targets)
         updated: dict[str, SecretEntry] = {}
         renewed: dict[str, SecretEntry] = {}  # same value, fresh lease/version: no listeners
         now = time.time()
@@ -197,6 +255,7 @@ class SecretStore:
                 self._refresh_failed(binding, "; ".join(issues), schedule)
                 continue
             self._refresh_ok(binding, schedule)
+            self._notify("secret_rotated", binding)
             updated[name] = result
             audit("secret.rotated", setting=name, source=binding.source, origin=binding.origin,
                   version=result.version,
@@ -218,21 +277,30 @@ class SecretStore:
         poll = min(FILE_POLL_SECONDS, self.settings.secrets_refresh_seconds)
         while True:
             await asyncio.sleep(poll)
-            now = time.time()
-            due = []
-            for name, binding in self.bindings.items():
-                if binding.is_static:
-                    continue
-                schedule = self._schedule.setdefault(name, _Schedule(0.0))
-                if now >= schedule.next_due or (
-                    binding.signature is not None and binding.signature() != schedule.signature
-                ):
-                    due.append(name)
+            due = self._due(time.time())
             if due:
                 try:
                     await self.refresh(due)
                 except Exception:  # never let the loop die: the last good values keep serving
                     logger.exception("secret refresh loop error")
+
+    def _due(self, now: float) -> list[str]:
+        """Secrets whose refresh interval passed; and, when ANY file changed, every file-backed
+        secret, so one `..data` swap is applied as one snapshot, never file by file."""
+        due: list[str] = []
+        file_changed = False
+        for name, binding in self.bindings.items():
+            if binding.is_static:
+                continue
+            schedule = self._schedule.setdefault(name, _Schedule(0.0))
+            if binding.signature is not None and binding.signature() != schedule.signature:
+                file_changed = True
+            elif now >= schedule.next_due:
+                due.append(name)
+        if file_changed:
+            due += [name for name, binding in self.bindings.items()
+                    if binding.signature is not None and name not in due]
+        return due
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -274,12 +342,14 @@ class SecretStore:
 
     def _refresh_failed(self, binding: Binding, reason: str, schedule: _Schedule) -> None:
         schedule.failing = True
+        self._notify("secret_refresh_failed", binding)
         logger.warning("secret refresh failed for %s (%s): %s; keeping the last good value",
                        binding.setting, binding.source, reason)
         audit("secret.refresh_failed", setting=binding.setting, source=binding.source,
               origin=binding.origin, reason=reason)
 
     def _refresh_ok(self, binding: Binding, schedule: _Schedule) -> None:
+        self._notify("secret_refresh_succeeded", binding)
         if schedule.failing:
             logger.info("secret refresh recovered for %s (%s)", binding.setting, binding.source)
         schedule.failing = False
@@ -289,12 +359,23 @@ class SecretStore:
         rows: list[dict[str, Any]] = []
         for name in SECRET_SETTINGS:
             entry = self._snapshot.get(name)
-            if entry is None:
-                rows.append({"setting": name, "source": "-", "origin": "", "version": None,
-                             "status": "not set"})
-            else:
+            problem = self._problems.get(name)
+            binding = self.bindings.get(name)
+            if problem is not None:
+                rows.append({"setting": name, "source": binding.source if binding else "-",
+                             "origin": problem.origin, "version": None, "status": "error",
+                             "problem": problem.message})
+            elif entry is not None:
+                status = "generated" if entry.source == "generated" else "ok"
                 rows.append({"setting": name, "source": entry.source, "origin": entry.origin,
-                             "version": entry.version, "status": "ok"})
+                             "version": entry.version, "status": status})
+            elif binding is not None:  # resolved fine, but the set as a whole was refused
+                rows.append({"setting": name, "source": binding.source,
+                             "origin": binding.origin, "version": None, "status": "ok"})
+            else:
+                status = "missing" if name in REQUIRED else "not set"
+                rows.append({"setting": name, "source": "-", "origin": "", "version": None,
+                             "status": status})
         return rows
 
 
@@ -303,4 +384,4 @@ def missing_message(name: str) -> str:
             f"{name.lower()} in SECRETS_DIR")
 
 
-__all__ = ["SecretEntry", "SecretStore", "missing_message"]
+__all__ = ["RefreshObserver", "SecretEntry", "SecretStore", "missing_message"]

@@ -63,7 +63,22 @@ def find_in_secret_dirs(name: str, directories: list[Path]) -> Path | None:
     Kubernetes mounts look like `name -> ..data/name`, `..data -> ..2026_11_28_12_00_00.123`;
     both stay inside the mount, so they are followed. A link pointing outside is ignored.
     """
-    found: Path | None = None
+    return scan_secret_dirs(name, directories).found
+
+
+@dataclass(frozen=True)
+class DirScan:
+    """Outcome of looking for `name` in `SECRETS_DIR`: the winning file, and what was refused."""
+
+    found: Path | None
+    refused: Path | None = None  # set when the LAST directory's entry had to be refused
+    reason: str = ""
+
+
+def scan_secret_dirs(name: str, directories: list[Path]) -> DirScan:
+    """Later directories win. If the winning entry is a symlink leaving its directory (or not a
+    regular file), it is refused and reported rather than silently replaced by an earlier one."""
+    scan = DirScan(None)
     for directory in directories:
         candidate = directory / name
         if not os.path.lexists(candidate):
@@ -72,10 +87,15 @@ def find_in_secret_dirs(name: str, directories: list[Path]) -> Path | None:
             root = directory.resolve(strict=True)
             target = candidate.resolve(strict=True)
         except OSError:
+            scan = DirScan(None, candidate, "is a dangling symlink or cannot be resolved")
             continue
-        if target.is_relative_to(root) and target.is_file():
-            found = candidate
-    return found
+        if not target.is_relative_to(root):
+            scan = DirScan(None, candidate, f"is a symlink leaving {directory}; refused")
+        elif not target.is_file():
+            scan = DirScan(None, candidate, "is not a regular file")
+        else:
+            scan = DirScan(candidate)
+    return scan
 
 
 @dataclass

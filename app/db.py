@@ -54,6 +54,21 @@ def current_credentials(settings: Settings, store: SecretStore) -> dict[str, str
     return {"password": password.get_secret_value()} if password is not None else {}
 
 
+def pool_recycle_seconds(settings: Settings, store: SecretStore) -> int:
+    """`DB_POOL_RECYCLE_SECONDS`, capped below a leased credential's lifetime.
+
+    Dynamic credentials (a Vault database lease) are renewed or replaced at half their remaining
+    life, so credentials being replaced still have at least a quarter of the lease to live:
+    recycling connections within that quarter means no connection outlives its credentials.
+    """
+    configured = settings.db_pool_recycle_seconds
+    entry = store.entry("DATABASE_CREDENTIALS")
+    if entry is None or entry.ttl is None:
+        return configured
+    cap = max(1, int(entry.ttl / 4))
+    return cap if configured < 0 else min(configured, cap)
+
+
 def create_engine(settings: Settings, store: SecretStore) -> AsyncEngine:
     connect_args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout_seconds,
@@ -71,7 +86,7 @@ def create_engine(settings: Settings, store: SecretStore) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_recycle=pool_recycle_seconds(settings, store),
         pool_pre_ping=True,
         connect_args=connect_args,
     )

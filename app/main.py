@@ -15,12 +15,14 @@ from fastapi import FastAPI
 
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import health
+from app.api.routes import auth, health, jwks, users
 from app.cache import create_redis
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.observability.setup import install_observability
 from app.secrets import SecretStore
 from app.secrets.redaction import register_secret_source
+from app.security.runtime import Security
 
 
 def create_app(settings: Settings | None = None, *, store: SecretStore | None = None) -> FastAPI:
@@ -39,10 +41,15 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
+        app.state.security = Security.create(settings, secrets, redis)
         secrets.start()
+        app.state.security.start()
+        observability.start(app)  # metrics follow the store; key-ring changes are audited
         try:
             yield
         finally:
+            observability.stop()
+            await app.state.security.aclose()
             await secrets.aclose()
             await redis.aclose()
             await engine.dispose()
@@ -58,7 +65,11 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         openapi_url=None if production else "/openapi.json",
     )
     app.state.settings = settings
+    observability = install_observability(app, settings)  # request ids, access log, /metrics
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(jwks.router)
     return app

@@ -37,3 +37,25 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[SecretStore, Depends(get_store)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+# Bearer authentication, reusable by any router (the bench mounts a protected no-op with it).
+from app.security.http import (  # noqa: E402
+    AuthenticatedUser,
+    CurrentClaims,
+    CurrentUser,
+    current_claims,
+    current_user,
+)
+
+__all__ = [
+    "AuthenticatedUser",
+    "CurrentClaims",
+    "CurrentUser",
+    "RedisDep",
+    "SessionDep",
+    "SettingsDep",
+    "StoreDep",
+    "current_claims",
+    "current_user",
+]

@@ -1,46 +1,346 @@
-"""JWT key ring (first slice: parsing and strength checks; signing/verification land with the
-token service). See SPEC section 4 for the format."""
+"""The JWT key ring (SPEC section 4): parse `JWT_KEYS`, pick the signing key, verify by `kid`.
+
+Why it looks like this:
+- every key is bound to exactly ONE algorithm when the ring is parsed; verification requires the
+  token header's `alg` to equal it, so HS/RS confusion and `alg: none` cannot get through;
+- the verifying key is found with one dict lookup by `kid`: a missing or unknown `kid` is refused
+  without trying any other key, so verification cost does not grow with the ring;
+- the signing key is chosen at call time (the newest key whose `nbf` has passed), so a key added
+  with a future `nbf` starts signing on every replica at the same moment without a reload;
+- every message names a `kid` or a position, never key material (PyJWT's own exception texts can
+  contain the JWK, so they are never passed on).
+
+The cryptography is PyJWT's (`PyJWK`, `jwt.encode`, `jwt.decode`); nothing here signs by hand.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from jwt.api_jwk import PyJWK, PyJWKSet
-from jwt.exceptions import PyJWKError, PyJWKSetError
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from jwt.api_jwk import PyJWK
+from jwt.exceptions import PyJWTError
+
+#: The algorithms a key may be bound to, with the JWK `kty` each requires.
+ALGORITHMS: Mapping[str, str] = {
+    "HS256": "oct",
+    "HS384": "oct",
+    "HS512": "oct",
+    "EdDSA": "OKP",
+    "ES256": "EC",
+    "RS256": "RSA",
+}
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+
+#: Longest `kid` accepted in a ring or a token header. A kid is an opaque lookup key.
+MAX_KID_LENGTH = 128
+#: Longest token accepted for verification; anything larger is refused before parsing.
+MAX_TOKEN_LENGTH = 8192
+#: Upper bound on clock-skew leeway (RFC 8725 suggests minutes at most; we allow seconds).
+MAX_LEEWAY_SECONDS = 30.0
+#: Header parameters that would let a token pick its own key or extensions: always refused.
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+#: Claims every token must carry.
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti")
+
+_MIN_HMAC_BYTES = 32
+_MIN_RSA_BITS = 2048
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_THUMBPRINT_MEMBERS: Mapping[str, tuple[str, ...]] = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "oct": ("k", "kty"),
+}
 
 
 class KeyRingError(ValueError):
     """The ring cannot be used. Messages name the problem and the kid, never key material."""
 
 
-@dataclass(frozen=True)
+class TokenRejected(Exception):
+    """A token failed verification. `reason` is for logs and tests; clients get one 401."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwk_thumbprint(jwk_dict: Mapping[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint: the required members, sorted, no whitespace, base64url."""
+    members = _THUMBPRINT_MEMBERS.get(str(jwk_dict.get("kty")))
+    if members is None or any(not isinstance(jwk_dict.get(m), str) for m in members):
+        raise KeyRingError("cannot compute a thumbprint: unsupported kty or missing members")
+    canonical = json.dumps({m: jwk_dict[m] for m in members}, separators=(",", ":"),
+                           sort_keys=True)
+    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+def _timestamp(value: Any, what: str, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise KeyRingError(f"{where}: {what} must be a number (seconds since the epoch)")
+    return float(value)
+
+
+@dataclass(frozen=True, eq=False)
+class RingKey:
+    """One key of the ring, bound to one algorithm."""
+
+    kid: str
+    alg: str
+    jwk: PyJWK = field(repr=False)
+    iat: float | None = None
+    nbf: float | None = None
+    position: int = 0
+    #: Raw HMAC secret bytes (oct keys only), kept for the strength checks.
+    secret: bytes | None = field(default=None, repr=False)
+
+    @property
+    def is_hmac(self) -> bool:
+        return self.alg in HMAC_ALGORITHMS
+
+    @property
+    def can_sign(self) -> bool:
+        """HMAC keys and asymmetric PRIVATE keys sign; a public-only JWK only verifies."""
+        if self.is_hmac:
+            return True
+        return isinstance(self.jwk.key, RSAPrivateKey | EllipticCurvePrivateKey
+                          | Ed25519PrivateKey)
+
+    @property
+    def starts(self) -> float | None:
+        """When this key may begin signing: `nbf`, else `iat`, else unknown (always)."""
+        return self.nbf if self.nbf is not None else self.iat
+
+    def active_at(self, now: float) -> bool:
+        return self.nbf is None or self.nbf <= now
+
+    def public_jwk(self) -> dict[str, Any] | None:
+        """The public half (for `/.well-known/jwks.json`); None for HMAC keys."""
+        if self.is_hmac:
+            return None
+        key = self.jwk.key
+        public = key.public_key() if hasattr(key, "public_key") else key
+        document: dict[str, Any] = self.jwk.Algorithm.to_jwk(public, as_dict=True)
+        document = {k: v for k, v in document.items() if k not in _PRIVATE_MEMBERS}
+        document.update({"kid": self.kid, "alg": self.alg, "use": "sig"})
+        return document
+
+
+def _newness(key: RingKey) -> tuple[float, int]:
+    # Newest first: the latest start time; keys without timestamps count as the oldest, and
+    # among equals the first listed is the newest (the raw-secret convention).
+    started = key.starts if key.starts is not None else float("-inf")
+    return (started, -key.position)
+
+
+@dataclass(frozen=True, eq=False)
 class KeyRing:
-    keys: tuple[PyJWK, ...]
-    raw_hmac: tuple[bytes, ...] = ()
+    """An immutable ring. Build it with `KeyRing.parse(text)`; a rotation builds a new one."""
+
+    keys: tuple[RingKey, ...]
+    _by_kid: Mapping[str, RingKey] = field(repr=False)
+    _newest_first: tuple[RingKey, ...] = field(repr=False)
+    #: Signature checks performed (a structural witness that lookup tries at most one key).
+    stats: dict[str, int] = field(default_factory=lambda: {"signature_checks": 0}, repr=False)
+
+    # ---- parsing ------------------------------------------------------------------------
+
+    @classmethod
+    def from_keys(cls, keys: Iterable[RingKey]) -> KeyRing:
+        ordered = tuple(keys)
+        if not ordered:
+            raise KeyRingError("holds no key")
+        by_kid: dict[str, RingKey] = {}
+        for key in ordered:
+            if key.kid in by_kid:
+                raise KeyRingError(f"kid {key.kid!r} appears more than once")
+            by_kid[key.kid] = key
+        newest_first = tuple(sorted(ordered, key=_newness, reverse=True))
+        return cls(ordered, by_kid, newest_first)
 
     @classmethod
     def parse(cls, text: str) -> KeyRing:
+        """A JWK Set (`{"keys": [...]}`) or newline-separated raw HMAC secrets (first = newest)."""
         stripped = text.strip()
         if stripped.startswith("{"):
             try:
                 document = json.loads(stripped)
-                jwks = PyJWKSet.from_dict(document)
-            except (ValueError, PyJWKError, PyJWKSetError) as exc:
-                raise KeyRingError(f"not a usable JWK Set ({type(exc).__name__})") from None
-            return cls(tuple(jwks.keys))
-        secrets = tuple(line.encode() for line in text.splitlines() if line.strip())
-        if not secrets:
-            raise KeyRingError("holds no key")
-        return cls((), secrets)
+            except ValueError:
+                raise KeyRingError("looks like JSON but is not valid JSON") from None
+            return cls.from_jwks(document)
+        return cls.from_raw_secrets(stripped.splitlines())
+
+    @classmethod
+    def from_raw_secrets(cls, lines: Iterable[str]) -> KeyRing:
+        keys: list[RingKey] = []
+        for position, line in enumerate(part.strip() for part in lines):
+            if not line:
+                continue
+            secret = line.encode("utf-8")
+            document = {"kty": "oct", "k": b64url(secret)}
+            keys.append(_build_key(document, "HS256", jwk_thumbprint(document), None, None,
+                                   len(keys), f"secret {position + 1}", secret))
+        return cls.from_keys(keys)
+
+    @classmethod
+    def from_jwks(cls, document: Any) -> KeyRing:
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise KeyRingError('a JWK Set must be an object with a "keys" list')
+        keys: list[RingKey] = []
+        for position, item in enumerate(document["keys"]):
+            where = f"key {position + 1}"
+            if not isinstance(item, dict):
+                raise KeyRingError(f"{where} is not a JSON object")
+            kid = item.get("kid")
+            if kid is None:
+                kid = jwk_thumbprint(item)
+            if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
+                raise KeyRingError(f"{where}: kid must be a string of 1..{MAX_KID_LENGTH} chars")
+            where = f"key {kid!r}"
+            alg = item.get("alg")
+            if not isinstance(alg, str) or alg not in ALGORITHMS:
+                raise KeyRingError(f"{where}: alg must be one of {', '.join(ALGORITHMS)}")
+            if item.get("kty") != ALGORITHMS[alg]:
+                raise KeyRingError(f"{where}: alg {alg} needs kty {ALGORITHMS[alg]}")
+            if item.get("use") not in (None, "sig"):
+                raise KeyRingError(f"{where}: use must be \"sig\"")
+            secret = None
+            if alg in HMAC_ALGORITHMS:
+                k = item.get("k")
+                try:
+                    secret = b64url_decode(k) if isinstance(k, str) else None
+                except ValueError:
+                    secret = None
+                if not secret:
+                    raise KeyRingError(f"{where}: k must be non-empty base64url")
+            iat = _timestamp(item.get("iat"), "iat", where)
+            nbf = _timestamp(item.get("nbf"), "nbf", where)
+            keys.append(_build_key(item, alg, kid, iat, nbf, position, where, secret))
+        return cls.from_keys(keys)
+
+    # ---- policy -------------------------------------------------------------------------
 
     def weak_key_problems(self) -> list[str]:
+        """One message per weak key (production refuses them). Names the kid, never material."""
         from app.secrets.policy import is_placeholder
 
         problems = []
-        for index, secret in enumerate(self.raw_hmac, start=1):
-            if is_placeholder(secret.decode(errors="replace")):
-                problems.append(f"key {index} is a known placeholder; production refuses it")
-            elif len(secret) < 32:
-                problems.append(f"key {index} is an HMAC key shorter than 32 bytes")
+        for key in self.keys:
+            if key.secret is not None:
+                if is_placeholder(key.secret.decode("utf-8", errors="replace")):
+                    problems.append(f"key {key.kid!r} is a known placeholder; "
+                                    "production refuses it")
+                elif len(key.secret) < _MIN_HMAC_BYTES:
+                    problems.append(f"key {key.kid!r} is an HMAC key shorter than "
+                                    f"{_MIN_HMAC_BYTES} bytes")
+            elif (isinstance(key.jwk.key, RSAPrivateKey | RSAPublicKey)
+                  and key.jwk.key.key_size < _MIN_RSA_BITS):
+                problems.append(f"key {key.kid!r} is an RSA key under {_MIN_RSA_BITS} bits")
         return problems
+
+    # ---- use ----------------------------------------------------------------------------
+
+    def get(self, kid: str) -> RingKey | None:
+        return self._by_kid.get(kid)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def signing_key(self, now: float | None = None) -> RingKey | None:
+        """The newest key that may sign at `now` (its `nbf` has passed), or None."""
+        moment = time.time() if now is None else now
+        for key in self._newest_first:
+            if key.can_sign and key.active_at(moment):
+                return key
+        return None
+
+    def public_jwks(self) -> dict[str, list[dict[str, Any]]]:
+        documents = [key.public_jwk() for key in self.keys]
+        return {"keys": [d for d in documents if d is not None]}
+
+    def sign(self, claims: Mapping[str, Any], typ: str, now: float | None = None) -> str:
+        key = self.signing_key(now)
+        if key is None:
+            raise KeyRingError("holds no key that may sign now (every nbf is in the future)")
+        return jwt.encode(dict(claims), key.jwk.key, algorithm=key.alg,
+                          headers={"kid": key.kid, "typ": typ})
+
+    def verify(self, token: str, *, typ: str, issuer: str, audience: str,
+               leeway: float = 0.0) -> dict[str, Any]:
+        """Verify `token` and return its claims, or raise TokenRejected.
+
+        Header checks come first (no key is touched for a token that names none or asks for
+        something we refuse); then exactly one key, found by `kid`, checks the signature.
+        """
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise TokenRejected("malformed token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except PyJWTError:
+            raise TokenRejected("malformed token") from None
+        if FORBIDDEN_HEADERS & header.keys():
+            raise TokenRejected("forbidden header parameter")
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
+            raise TokenRejected("algorithm not allowed")
+        header_typ = header.get("typ")
+        if not isinstance(header_typ, str) or header_typ.lower() not in {
+            typ.lower(), f"application/{typ.lower()}"
+        }:
+            raise TokenRejected("wrong token type")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
+            raise TokenRejected("missing or invalid kid")
+        key = self._by_kid.get(kid)
+        if key is None:
+            raise TokenRejected("unknown kid")
+        if alg != key.alg:
+            raise TokenRejected("algorithm does not match the key")
+        self.stats["signature_checks"] += 1
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.jwk,
+                algorithms=[key.alg],
+                audience=audience,
+                issuer=issuer,
+                leeway=min(max(leeway, 0.0), MAX_LEEWAY_SECONDS),
+                options={"require": list(REQUIRED_CLAIMS), "verify_signature": True,
+                         "strict_aud": True},
+            )
+        except PyJWTError as exc:
+            raise TokenRejected(type(exc).__name__) from None
+        if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("sub"), str):
+            raise TokenRejected("invalid claims")
+        return claims
+
+
+def _build_key(document: Mapping[str, Any], alg: str, kid: str, iat: float | None,
+               nbf: float | None, position: int, where: str, secret: bytes | None) -> RingKey:
+    try:
+        jwk_obj = PyJWK({**document, "alg": alg}, algorithm=alg)
+    except (PyJWTError, ValueError, TypeError):
+        # PyJWT's messages may include the JWK itself: say only where and what.
+        raise KeyRingError(f"{where}: not a usable {alg} key") from None
+    return RingKey(kid=kid, alg=alg, jwk=jwk_obj, iat=iat, nbf=nbf, position=position,
+                   secret=secret)

@@ -1,0 +1,17 @@
+"""`/api/v1/users`: the signed-in user."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.routes.auth import UserOut
+from app.security.http import CurrentUser
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserOut,
+            responses={401: {"description": "missing, invalid or revoked token, or the user "
+                                            "is disabled or deleted"}})
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut(id=user.id, email=user.email)

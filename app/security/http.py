@@ -1,0 +1,67 @@
+"""FastAPI dependencies for bearer authentication, reusable by any router.
+
+Only the `Authorization: Bearer` header is read: tokens in query strings or cookies are ignored.
+Every failure is the same 401 (with `WWW-Authenticate: Bearer`); a dependency outage is a 503.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from app.security.accounts import active_identity
+from app.security.keyring import TokenRejected
+from app.security.runtime import Security
+from app.security.tokens import AccessClaims
+
+#: Declares the OAuth2 password flow in OpenAPI so Swagger's "Authorize" button works.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+NOT_AUTHENTICATED = "Not authenticated"
+
+
+def unauthorized(detail: str = NOT_AUTHENTICATED) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail,
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_security(request: Request) -> Security:
+    security: Security = request.app.state.security
+    return security
+
+
+async def current_claims(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> AccessClaims:
+    if not token:
+        raise unauthorized()
+    security: Security = request.app.state.security
+    try:
+        return await security.tokens.authenticate(token)
+    except TokenRejected:
+        raise unauthorized() from None
+
+
+CurrentClaims = Annotated[AccessClaims, Depends(current_claims)]
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    id: uuid.UUID
+    email: str
+    claims: AccessClaims
+
+
+async def current_user(request: Request, claims: CurrentClaims) -> AuthenticatedUser:
+    """The token's user, who must still exist and be active (checked on every request)."""
+    identity = await active_identity(request.app.state.engine, claims.sub)
+    if identity is None:
+        raise unauthorized()
+    return AuthenticatedUser(identity[0], identity[1], claims)
+
+
+CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]

@@ -1,0 +1,216 @@
+"""The token service: issue and check access tokens, start/rotate/revoke refresh families.
+
+Access tokens are JWTs with header `typ: at+jwt` (RFC 9068) signed by the ring's current signing
+key; they carry `iss aud sub iat nbf exp jti` and `sid` (the refresh family of the login, so a
+logout or a detected refresh-token theft can revoke every access token of that session).
+
+Two caches keep the hot path cheap without weakening anything:
+- the key ring is rebuilt only when the `JWT_KEYS` store entry changes (entry identity);
+- verified tokens are cached by their exact string, bounded, tied to the ring that verified them
+  and honouring `exp`; revocation is checked on EVERY request (against the local mirror while the
+  revocation channel is live, otherwise against Redis, failing closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from app.api.errors import ServiceUnavailable
+from app.config import Settings
+from app.secrets import SecretEntry, SecretStore
+from app.security.keyring import KeyRing, KeyRingError, TokenRejected
+from app.security.refresh import RefreshFamilies, Rotation
+from app.security.revocation import RevocationList
+
+logger = logging.getLogger("app.security.tokens")
+
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 media type
+#: Clock skew tolerated for `iat`/`nbf` between replicas; `exp` is enforced without leeway.
+LEEWAY_SECONDS = 5.0
+VERIFIED_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    sub: str
+    jti: str
+    sid: str | None
+    exp: float
+    claims: dict[str, Any]
+
+    @property
+    def revocation_members(self) -> tuple[str, ...]:
+        if self.sid is None:
+            return (f"jti:{self.jti}",)
+        return (f"jti:{self.jti}", f"sid:{self.sid}")
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+class RingSource:
+    """The current KeyRing, rebuilt only when the store's `JWT_KEYS` entry object changes."""
+
+    def __init__(self, store: SecretStore) -> None:
+        self.store = store
+        self._entry: SecretEntry | None = None
+        self._ring: KeyRing | None = None
+
+    def current(self) -> KeyRing:
+        entry = self.store.entry("JWT_KEYS")
+        if entry is self._entry and self._ring is not None:
+            return self._ring
+        if entry is None:
+            raise ServiceUnavailable("jwt key ring")
+        try:
+            ring = KeyRing.parse(entry.value.get_secret_value())
+        except KeyRingError as exc:
+            # The store validates values before accepting them, so this means a bug; keep the
+            # last good ring rather than lock everyone out.
+            logger.error("JWT_KEYS from %s cannot be used: %s", entry.origin, exc)
+            if self._ring is None:
+                raise ServiceUnavailable("jwt key ring") from None
+            return self._ring
+        self._entry, self._ring = entry, ring
+        return ring
+
+
+class VerifiedTokens:
+    """Bounded cache: exact token string -> claims, valid for the ring that verified it."""
+
+    def __init__(self, size: int = VERIFIED_CACHE_SIZE) -> None:
+        self.size = size
+        self._ring: KeyRing | None = None
+        self._items: OrderedDict[str, AccessClaims] = OrderedDict()
+
+    def get(self, token: str, ring: KeyRing, now: float) -> AccessClaims | None:
+        if ring is not self._ring:
+            self._items.clear()
+            self._ring = ring
+            return None
+        found = self._items.get(token)
+        if found is None:
+            return None
+        if found.exp <= now:
+            del self._items[token]
+            return None
+        return found
+
+    def put(self, token: str, ring: KeyRing, claims: AccessClaims) -> None:
+        if ring is not self._ring:
+            self._items.clear()
+            self._ring = ring
+        self._items[token] = claims
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class TokenService:
+    def __init__(self, settings: Settings, store: SecretStore, revocations: RevocationList,
+                 families: RefreshFamilies) -> None:
+        self.settings = settings
+        self.rings = RingSource(store)
+        self.revocations = revocations
+        self.families = families
+        self.verified = VerifiedTokens()
+
+    # ---- issuing ------------------------------------------------------------------------
+
+    def issue_access(self, user_id: str, sid: str | None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+            "sub": user_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.settings.access_token_ttl_seconds,
+            "jti": secrets.token_urlsafe(16),
+        }
+        if sid is not None:
+            claims["sid"] = sid
+        try:
+            return self.rings.current().sign(claims, ACCESS_TOKEN_TYPE, now)
+        except KeyRingError:
+            logger.error("no JWT key may sign now: every key's nbf is in the future")
+            raise ServiceUnavailable("jwt signing key") from None
+
+    async def login(self, user_id: str) -> IssuedTokens:
+        refresh_token, family = await self.families.start(user_id)
+        return IssuedTokens(self.issue_access(user_id, family), refresh_token,
+                            self.settings.access_token_ttl_seconds)
+
+    async def refresh(self, refresh_token: str) -> tuple[Rotation, IssuedTokens | None]:
+        rotation = await self.families.rotate(refresh_token)
+        if rotation.outcome == "reused" and rotation.family is not None:
+            # A consumed token came back: someone holds a stolen copy. Kill the session.
+            await self.revoke_session(rotation.family)
+        if rotation.outcome != "ok" or rotation.user_id is None or rotation.token is None:
+            return rotation, None
+        access = self.issue_access(rotation.user_id, rotation.family)
+        return rotation, IssuedTokens(access, rotation.token,
+                                      self.settings.access_token_ttl_seconds)
+
+    # ---- checking -----------------------------------------------------------------------
+
+    def verify_access(self, token: str) -> AccessClaims:
+        """Signature and claims only (no revocation). Raises TokenRejected."""
+        ring = self.rings.current()
+        now = time.time()
+        cached = self.verified.get(token, ring, now)
+        if cached is not None:
+            return cached
+        claims = ring.verify(token, typ=ACCESS_TOKEN_TYPE, issuer=self.settings.jwt_issuer,
+                             audience=self.settings.jwt_audience, leeway=LEEWAY_SECONDS)
+        exp = claims["exp"]
+        if not isinstance(exp, int | float) or exp <= now:
+            raise TokenRejected("expired")
+        sid = claims.get("sid")
+        checked = AccessClaims(sub=claims["sub"], jti=claims["jti"],
+                               sid=sid if isinstance(sid, str) else None, exp=float(exp),
+                               claims=claims)
+        self.verified.put(token, ring, checked)
+        return checked
+
+    async def authenticate(self, token: str) -> AccessClaims:
+        """A valid, unrevoked access token's claims, or TokenRejected / ServiceUnavailable."""
+        claims = self.verify_access(token)
+        if await self.revocations.is_revoked(claims.revocation_members):
+            raise TokenRejected("revoked")
+        return claims
+
+    # ---- revoking -----------------------------------------------------------------------
+
+    def _session_horizon(self) -> float:
+        # Every access token of a session expires by then (none are issued once it is revoked).
+        return time.time() + self.settings.access_token_ttl_seconds + LEEWAY_SECONDS + 1
+
+    async def revoke_session(self, family: str) -> None:
+        await self.families.revoke(family)
+        await self.revocations.revoke({f"sid:{family}": self._session_horizon()})
+
+    async def logout(self, claims: AccessClaims, refresh_token: str | None) -> None:
+        entries = {f"jti:{claims.jti}": claims.exp}
+        families = set()
+        if claims.sid is not None:
+            families.add(claims.sid)
+        if refresh_token:
+            owned = await self.families.owner(refresh_token)
+            if owned is not None and owned[1] == claims.sub:
+                families.add(owned[0])
+        for family in families:
+            await self.families.revoke(family)
+            entries[f"sid:{family}"] = self._session_horizon()
+        await self.revocations.revoke(entries)

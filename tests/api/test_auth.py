@@ -1,0 +1,252 @@
+"""The auth API (SPEC section 3): register, login, refresh, logout, as a client sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import jwt
+
+from tests.api.auth_helpers import PASSWORD, bearer, login, new_email, register, signed_in
+from tests.conftest import SettingsFactory
+from tests.support.app import running_client
+
+
+async def test_register_returns_id_and_lower_cased_email(client: httpx.AsyncClient) -> None:
+    local = new_email().split("@")[0]
+    body = await register(client, f"  {local.upper()}@Example.COM ")
+    assert set(body) == {"id", "email"}
+    assert body["email"] == f"{local}@example.com"
+
+
+async def test_register_duplicate_is_409_case_insensitively(client: httpx.AsyncClient) -> None:
+    email = new_email()
+    await register(client, email)
+    again = await client.post("/api/v1/auth/register",
+                              json={"email": email.upper(), "password": PASSWORD})
+    assert again.status_code == 409
+    assert email not in again.text.lower()
+
+
+async def test_register_rejects_bad_input_without_echoing_it(client: httpx.AsyncClient) -> None:
+    cases = [
+        {"email": "not-an-email<script>", "password": PASSWORD},
+        {"email": new_email(), "password": "short7!"},
+        {"email": new_email(), "password": "x" * 129},
+        {"email": new_email()},
+        {"password": PASSWORD},
+    ]
+    for body in cases:
+        response = await client.post("/api/v1/auth/register", json=body)
+        assert response.status_code == 422, body
+        for value in body.values():
+            assert value not in response.text
+
+
+async def test_password_length_counts_characters_and_unicode_is_fine(
+    client: httpx.AsyncClient
+) -> None:
+    email = new_email()
+    password = "пароль-密码-🔑"
+    await register(client, email, password)
+    assert (await login(client, email, password)).status_code == 200
+    boundary = await client.post("/api/v1/auth/register",
+                                 json={"email": new_email(), "password": "é" * 128})
+    assert boundary.status_code == 201
+
+
+async def test_login_returns_the_token_pair(client: httpx.AsyncClient) -> None:
+    email = new_email()
+    await register(client, email)
+    response = await login(client, email.upper())
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    assert response.headers["cache-control"] == "no-store"
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["typ"] == "at+jwt"
+    assert header["kid"]
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert {"iss", "aud", "sub", "iat", "nbf", "exp", "jti"} <= set(claims)
+    assert claims["exp"] - claims["iat"] == 900
+
+
+async def test_unknown_user_and_wrong_password_look_the_same(client: httpx.AsyncClient) -> None:
+    email = new_email()
+    await register(client, email)
+    wrong = await login(client, email, "wrong password!")
+    unknown = await login(client, new_email(), "wrong password!")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+    assert wrong.headers.get("www-authenticate") == unknown.headers.get("www-authenticate")
+
+
+async def test_me_returns_the_user(client: httpx.AsyncClient) -> None:
+    email, tokens = await signed_in(client)
+    response = await client.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
+    assert response.status_code == 200
+    assert response.json()["email"] == email
+    assert set(response.json()) == {"id", "email"}
+
+
+async def test_me_requires_a_bearer_header(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_in(client)
+    token = tokens["access_token"]
+    assert (await client.get("/api/v1/users/me")).status_code == 401
+    in_query = await client.get("/api/v1/users/me", params={"access_token": token})
+    assert in_query.status_code == 401, "tokens in query strings are ignored"
+    in_cookie = await client.get("/api/v1/users/me", headers={"Cookie": f"access_token={token}"})
+    assert in_cookie.status_code == 401
+    garbage = await client.get("/api/v1/users/me", headers=bearer("not.a.token"))
+    assert garbage.status_code == 401
+    assert "not.a.token" not in garbage.text
+
+
+async def test_refresh_and_access_tokens_are_not_interchangeable(
+    client: httpx.AsyncClient
+) -> None:
+    _, tokens = await signed_in(client)
+    as_access = await client.get("/api/v1/users/me", headers=bearer(tokens["refresh_token"]))
+    assert as_access.status_code == 401
+    as_refresh = await client.post("/api/v1/auth/refresh",
+                                   json={"refresh_token": tokens["access_token"]})
+    assert as_refresh.status_code == 401
+
+
+async def test_refresh_rotates_and_the_old_token_is_single_use(
+    client: httpx.AsyncClient
+) -> None:
+    _, tokens = await signed_in(client)
+    first = await client.post("/api/v1/auth/refresh",
+                              json={"refresh_token": tokens["refresh_token"]})
+    assert first.status_code == 200
+    pair = first.json()
+    assert set(pair) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert pair["refresh_token"] != tokens["refresh_token"]
+    me = await client.get("/api/v1/users/me", headers=bearer(pair["access_token"]))
+    assert me.status_code == 200
+    second = await client.post("/api/v1/auth/refresh",
+                               json={"refresh_token": pair["refresh_token"]})
+    assert second.status_code == 200
+
+
+async def test_reusing_a_rotated_refresh_token_revokes_the_family(
+    client: httpx.AsyncClient
+) -> None:
+    _, tokens = await signed_in(client)
+    rotated = await client.post("/api/v1/auth/refresh",
+                                json={"refresh_token": tokens["refresh_token"]})
+    newest = rotated.json()
+    replay = await client.post("/api/v1/auth/refresh",
+                               json={"refresh_token": tokens["refresh_token"]})
+    assert replay.status_code == 401
+    # The thief's replay killed the whole family: the legitimate newest token is dead too,
+    # and so are the session's access tokens.
+    after = await client.post("/api/v1/auth/refresh",
+                              json={"refresh_token": newest["refresh_token"]})
+    assert after.status_code == 401
+    me = await client.get("/api/v1/users/me", headers=bearer(newest["access_token"]))
+    assert me.status_code == 401
+
+
+async def test_ten_concurrent_refreshes_have_at_most_one_winner(
+    client: httpx.AsyncClient
+) -> None:
+    _, tokens = await signed_in(client)
+    responses = await asyncio.gather(*(
+        client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        for _ in range(10)
+    ))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) <= 1
+    assert set(statuses) <= {200, 401}
+
+
+async def test_garbage_refresh_tokens_are_401(client: httpx.AsyncClient) -> None:
+    for token in ["", "x", "a" * 22 + "." + "b" * 43, "a.b.c", "€" * 10]:
+        response = await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+        assert response.status_code in {401, 422}, token
+        if token:
+            assert token not in response.text
+
+
+async def test_logout_revokes_the_access_token_and_the_family(
+    client: httpx.AsyncClient
+) -> None:
+    _, tokens = await signed_in(client)
+    access = tokens["access_token"]
+    assert (await client.get("/api/v1/users/me", headers=bearer(access))).status_code == 200
+    out = await client.post("/api/v1/auth/logout", headers=bearer(access))
+    assert out.status_code == 204
+    assert (await client.get("/api/v1/users/me", headers=bearer(access))).status_code == 401
+    again = await client.post("/api/v1/auth/logout", headers=bearer(access))
+    assert again.status_code == 401
+    refresh = await client.post("/api/v1/auth/refresh",
+                                json={"refresh_token": tokens["refresh_token"]})
+    assert refresh.status_code == 401
+
+
+async def test_logout_with_a_refresh_token_of_another_login_revokes_it_too(
+    client: httpx.AsyncClient
+) -> None:
+    email = new_email()
+    await register(client, email)
+    one = (await login(client, email)).json()
+    two = (await login(client, email)).json()
+    out = await client.post("/api/v1/auth/logout", headers=bearer(one["access_token"]),
+                            json={"refresh_token": two["refresh_token"]})
+    assert out.status_code == 204
+    refresh = await client.post("/api/v1/auth/refresh",
+                                json={"refresh_token": two["refresh_token"]})
+    assert refresh.status_code == 401
+
+
+async def test_logout_without_a_token_is_401(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/auth/logout")).status_code == 401
+
+
+async def test_revoked_access_token_ttl_matches_its_remaining_lifetime(
+    client: httpx.AsyncClient, app: object, redis_prefix: str
+) -> None:
+    _, tokens = await signed_in(client)
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    await client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]))
+    redis = app.state.redis  # type: ignore[attr-defined]
+    score = await redis.zscore(f"{redis_prefix}revoked", f"jti:{claims['jti']}")
+    assert score == claims["exp"]
+    ttl = await redis.ttl(f"{redis_prefix}revoked")
+    assert 0 < ttl <= 900 + 60
+
+
+async def test_family_has_an_absolute_maximum_age(make_settings: SettingsFactory) -> None:
+    settings = make_settings(refresh_family_max_age_seconds=2)
+    async with running_client(settings) as client:
+        _, tokens = await signed_in(client)
+        first = await client.post("/api/v1/auth/refresh",
+                                  json={"refresh_token": tokens["refresh_token"]})
+        assert first.status_code == 200
+        time.sleep(2.2)
+        late = await client.post("/api/v1/auth/refresh",
+                                 json={"refresh_token": first.json()["refresh_token"]})
+        assert late.status_code == 401
+
+
+async def test_refresh_token_expires_after_its_own_ttl(make_settings: SettingsFactory) -> None:
+    async with running_client(make_settings(refresh_token_ttl_seconds=1)) as client:
+        _, tokens = await signed_in(client)
+        time.sleep(1.2)
+        late = await client.post("/api/v1/auth/refresh",
+                                 json={"refresh_token": tokens["refresh_token"]})
+        assert late.status_code == 401
+
+
+async def test_expired_access_token_is_401(make_settings: SettingsFactory) -> None:
+    async with running_client(make_settings(access_token_ttl_seconds=1)) as client:
+        _, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
+        assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
+        time.sleep(2.1)
+        assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401

@@ -12,6 +12,10 @@ import pytest
 from app.config import Settings
 from app.secrets import ConfigError, SecretStore
 
+# google-auth reads these at import: never probe a real metadata server from a test.
+os.environ["NO_GCE_CHECK"] = "true"
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+
 #: Variables that would make an SDK reach a real cloud (or a developer's account) from a test.
 CLOUD_PREFIXES = ("AWS_", "GOOGLE_", "GCP_", "GCLOUD_", "CLOUDSDK_", "AZURE_", "IDENTITY_",
                   "IMDS_", "MSI_", "VAULT_")

@@ -1,0 +1,155 @@
+"""AWS Secrets Manager through real boto3 against a real `moto_server` process (IAM enforced)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.main import create_app
+from app.secrets import SecretStore
+from tests.conftest import SettingsFactory
+from tests.secrets.providers.conftest import open_error, wait_for
+from tests.support.cloud.moto import MotoServer, moto_server
+from tests.support.server import base_env, free_port, run_cli
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app_keys(moto: MotoServer) -> dict[str, str]:
+    """The application's role: GetSecretValue and nothing else."""
+    return moto.user_allowed("secretsmanager:GetSecretValue")
+
+
+@pytest.fixture
+def as_app(moto: MotoServer, app_keys: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in moto.env(app_keys).items():
+        monkeypatch.setenv(name, value)
+
+
+def _name() -> str:
+    return f"prod/backend-{secrets.token_hex(4)}"
+
+
+@pytest.mark.usefixtures("as_app")
+async def test_reads_by_json_key_and_reports_the_awscurrent_version_id(
+    moto: MotoServer, make_settings: SettingsFactory
+) -> None:
+    admin = moto.client("secretsmanager")
+    values = {"jwt_keys": secrets.token_urlsafe(48), "db_password": secrets.token_urlsafe(24)}
+    doc = admin.create_secret(Name=_name(), SecretString=json.dumps(values))
+    plain_value = secrets.token_urlsafe(24)
+    plain = admin.create_secret(Name=_name(), SecretString=plain_value)
+    settings = make_settings(jwt_keys=f"aws-sm://{doc['Name']}#jwt_keys",
+                             redis_password=f"aws-sm://{plain['ARN']}")
+    store = await SecretStore.open(settings)
+    await store.aclose()
+
+    assert store.get("JWT_KEYS").get_secret_value() == values["jwt_keys"]  # type: ignore[union-attr]
+    assert store.get("REDIS_PASSWORD").get_secret_value() == plain_value  # type: ignore[union-attr]
+    entry = store.entry("JWT_KEYS")
+    assert entry is not None
+    assert (entry.source, entry.version) == ("aws-sm", doc["VersionId"])
+    assert store.entry("REDIS_PASSWORD").version == plain["VersionId"]  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("as_app")
+async def test_stages_and_version_ids_select_older_versions(
+    moto: MotoServer, make_settings: SettingsFactory
+) -> None:
+    admin = moto.client("secretsmanager")
+    old, new = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+    created = admin.create_secret(Name=_name(), SecretString=old)
+    admin.put_secret_value(SecretId=created["Name"], SecretString=new)
+    name = created["Name"]
+    for reference, expected in [(f"aws-sm://{name}", new),
+                                (f"aws-sm://{name}?stage=AWSPREVIOUS", old),
+                                (f"aws-sm://{name}?version-id={created['VersionId']}", old)]:
+        store = await SecretStore.open(make_settings(jwt_keys=reference))
+        await store.aclose()
+        assert store.get("JWT_KEYS").get_secret_value() == expected, reference  # type: ignore[union-attr]
+    bad = await open_error(make_settings(jwt_keys=f"aws-sm://{name}?stag=AWSPREVIOUS"))
+    assert "unknown reference option(s) stag" in bad
+
+
+@pytest.mark.usefixtures("as_app")
+async def test_a_new_version_is_served_without_restart(
+    moto: MotoServer, make_settings: SettingsFactory
+) -> None:
+    admin = moto.client("secretsmanager")
+    first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+    created = admin.create_secret(Name=_name(), SecretString=json.dumps({"jwt": first}))
+    app = create_app(make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt",
+                                   secrets_refresh_seconds=1))
+    async with app.router.lifespan_context(app):
+        store: SecretStore = app.state.secrets
+        put = admin.put_secret_value(SecretId=created["Name"],
+                                     SecretString=json.dumps({"jwt": second}))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
+            assert (await client.get("/health/ready")).status_code == 200
+        assert store.entry("JWT_KEYS").version == put["VersionId"]  # type: ignore[union-attr]
+
+
+async def test_not_found_denied_unreachable_and_no_credentials_are_distinct(
+    moto: MotoServer, app_keys: dict[str, str], make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hidden = secrets.token_urlsafe(48)
+    created = moto.client("secretsmanager").create_secret(Name=_name(), SecretString=hidden)
+    reference = f"aws-sm://{created['Name']}"
+    weak = moto.user_allowed("secretsmanager:DescribeSecret")
+    for name, value in moto.env(weak).items():
+        monkeypatch.setenv(name, value)
+    denied = await open_error(make_settings(jwt_keys=reference))
+    assert f"JWT_KEYS (from JWT_KEYS={reference}): access denied" in denied
+    assert "secretsmanager:GetSecretValue" in denied
+
+    for name, value in moto.env(app_keys).items():
+        monkeypatch.setenv(name, value)
+    missing = await open_error(make_settings(jwt_keys="aws-sm://prod/does-not-exist#jwt"))
+    assert "JWT_KEYS (from JWT_KEYS=aws-sm://prod/does-not-exist#jwt): not found" in missing
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{free_port()}")
+    unreachable = await open_error(make_settings(jwt_keys=reference))
+    assert "unreachable: cannot reach AWS Secrets Manager" in unreachable
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    anonymous = await open_error(make_settings(jwt_keys=reference))
+    assert "access denied: no AWS credentials found" in anonymous
+    for message in (denied, missing, unreachable, anonymous):
+        assert hidden not in message
+        assert weak["aws_secret_access_key"] not in message
+
+
+def test_config_check_shows_provider_reference_and_version_and_fails_clearly(
+    moto: MotoServer, app_keys: dict[str, str], database_url: str, redis_url: str
+) -> None:
+    admin = moto.client("secretsmanager")
+    value = secrets.token_urlsafe(48)
+    created = admin.create_secret(Name=_name(), SecretString=json.dumps({"jwt": value}))
+    env = base_env(DATABASE_URL=database_url, REDIS_URL=redis_url,
+                   JWT_KEYS=f"aws-sm://{created['Name']}#jwt", **moto.env(app_keys))
+    result = run_cli("config", "check", env=env)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("JWT_KEYS"))
+    assert "aws-sm" in row
+    assert f"aws-sm://{created['Name']}#jwt" in row
+    assert created["VersionId"] in row
+    assert value not in result.stdout + result.stderr
+
+    env["JWT_KEYS"] = "aws-sm://prod/missing-secret"
+    failed = run_cli("config", "check", env=env)
+    assert failed.returncode == 1
+    assert "JWT_KEYS (from JWT_KEYS=aws-sm://prod/missing-secret): not found" in failed.stderr

@@ -1,0 +1,111 @@
+"""GCP Secret Manager through the real client (REST transport, service-account credentials)
+against a fake of the two documented REST calls used."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.main import create_app
+from app.secrets import SecretStore
+from app.security.keyring import KeyRing
+from tests.conftest import SettingsFactory
+from tests.secrets.providers.conftest import open_error, wait_for
+from tests.support.cloud.gcp import PROJECT, FakeSecretManager
+from tests.support.server import free_port
+
+REF = f"gcp-sm://projects/{PROJECT}/secrets"
+
+
+@pytest.fixture
+def gcp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeSecretManager]:
+    fake = FakeSecretManager()
+    with fake.server.running():
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(fake.credentials_file(tmp_path)))
+        monkeypatch.setenv("GCP_SECRET_MANAGER_ENDPOINT", fake.server.url)
+        yield fake
+
+
+async def test_reads_latest_or_pinned_versions_concurrently_and_reports_the_version(
+    gcp: FakeSecretManager, make_settings: SettingsFactory
+) -> None:
+    old, jwt_value = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+    gcp.add("jwt-keys", old)
+    gcp.add("jwt-keys", jwt_value)
+    redis_value = secrets.token_urlsafe(24)
+    gcp.add("backend", f'{{"redis_password": "{redis_value}"}}')
+    gcp.server.latency = 0.3
+    store = await SecretStore.open(make_settings(
+        jwt_keys=f"{REF}/jwt-keys", redis_password=f"{REF}/backend#redis_password",
+        database_password=f"{REF}/jwt-keys/versions/1"))
+    await store.aclose()
+
+    assert store.get("JWT_KEYS").get_secret_value() == jwt_value  # type: ignore[union-attr]
+    assert store.get("DATABASE_PASSWORD").get_secret_value() == old  # type: ignore[union-attr]
+    assert store.get("REDIS_PASSWORD").get_secret_value() == redis_value  # type: ignore[union-attr]
+    entry = store.entry("JWT_KEYS")
+    assert entry is not None
+    assert (entry.source, entry.version) == ("gcp-sm", "2")
+    accesses = gcp.server.calls("GET", r":access")
+    assert len(accesses) == 3
+    assert gcp.server.max_in_flight(accesses) == 3, "startup fetches must run concurrently"
+    assert all(gcp._authorized(r) for r in accesses), "every call carries a valid credential"
+    for request in gcp.server.requests:
+        assert not any(v in request.path for v in (old, jwt_value, redis_value))
+
+
+async def test_permission_denied_is_not_reported_as_missing(
+    gcp: FakeSecretManager, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = secrets.token_urlsafe(48)
+    gcp.add("locked", hidden)
+    gcp.denied.add(f"projects/{PROJECT}/secrets/locked")
+    denied = await open_error(make_settings(jwt_keys=f"{REF}/locked"))
+    assert f"JWT_KEYS (from JWT_KEYS={REF}/locked): access denied" in denied
+    assert "secretAccessor" in denied
+
+    missing = await open_error(make_settings(jwt_keys=f"{REF}/absent"))
+    assert f"JWT_KEYS (from JWT_KEYS={REF}/absent): not found" in missing
+
+    malformed = await open_error(make_settings(jwt_keys="gcp-sm://my-secret"))
+    assert "expected gcp-sm://projects/<project>/secrets/<name>" in malformed
+
+    gcp.server.latency = 2.0
+    slow = await open_error(make_settings(jwt_keys=f"{REF}/locked",
+                                          secrets_fetch_timeout_seconds=0.5))
+    assert "timed out after 0.5s" in slow
+    gcp.server.latency = 0
+
+    monkeypatch.setenv("GCP_SECRET_MANAGER_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    unreachable = await open_error(make_settings(jwt_keys=f"{REF}/locked"))
+    assert "unreachable: cannot reach GCP Secret Manager" in unreachable
+
+    monkeypatch.setenv("GCP_SECRET_MANAGER_ENDPOINT", gcp.server.url)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    anonymous = await open_error(make_settings(jwt_keys=f"{REF}/locked"))
+    assert "access denied: no Google credentials found" in anonymous
+    for message in (denied, missing, malformed, slow, unreachable, anonymous):
+        assert hidden not in message
+
+
+async def test_a_new_version_reaches_jwt_signing_without_restart(
+    gcp: FakeSecretManager, make_settings: SettingsFactory
+) -> None:
+    first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+    gcp.add("jwt-keys", first)
+    app = create_app(make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=1))
+    async with app.router.lifespan_context(app):
+        store: SecretStore = app.state.secrets
+
+        def signing_kid() -> str | None:
+            key = KeyRing.parse(store.get("JWT_KEYS").get_secret_value()).signing_key()  # type: ignore[union-attr]
+            return key.kid if key is not None else None
+
+        old_kid = signing_kid()
+        gcp.add("jwt-keys", second)
+        await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
+        assert signing_kid() not in (None, old_kid)
+        assert store.entry("JWT_KEYS").version == "2"  # type: ignore[union-attr]

@@ -1,0 +1,146 @@
+"""The log redaction filter: every secret value the live store holds, in plain, URL-encoded and
+base64 form, and every Authorization/Bearer credential, is masked before any handler writes it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from app.config import Settings
+from app.secrets import SecretStore
+from app.secrets.redaction import REDACTED, install_redaction, register_secret_source
+from tests.secrets.helpers import clear_secret_env
+
+
+def forms(value: str) -> list[str]:
+    raw = value.encode()
+    return [value, quote(value, safe=""), quote_plus(value), base64.b64encode(raw).decode(),
+            base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+
+
+@pytest.fixture
+def sink() -> Iterator[io.StringIO]:
+    """A handler on a private logger, with the filter installed the way configure_logging does."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    install_redaction(handler)
+    logger = logging.getLogger("tests.redaction")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield stream
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SecretStore]:
+    clear_secret_env(monkeypatch)
+    password_file = tmp_path / "database_password"
+    password_file.write_text("Pa$$ word/with+specials=" + secrets.token_hex(8))
+    jwks = {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256",
+                      "k": base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")}]}
+    settings = Settings(_env_file=None, app_env="test", secrets_dir=str(tmp_path / "none"),
+                        jwt_keys=json.dumps(jwks), database_password_file=password_file,
+                        redis_password="redis-" + secrets.token_urlsafe(24),
+                        database_credentials=json.dumps(
+                            {"username": "app", "password": "cred-" + secrets.token_hex(12)}))
+    opened = await SecretStore.open(settings)
+    unregister = register_secret_source(opened)
+    yield opened
+    unregister()
+    await opened.aclose()
+
+
+def value(store: SecretStore, name: str) -> str:
+    secret = store.get(name)
+    assert secret is not None
+    return secret.get_secret_value()
+
+
+async def test_every_form_of_every_secret_is_masked(store: SecretStore,
+                                                    sink: io.StringIO) -> None:
+    logger = logging.getLogger("tests.redaction")
+    jwk_k = json.loads(value(store, "JWT_KEYS"))["keys"][0]["k"]
+    db_credentials_password = json.loads(value(store, "DATABASE_CREDENTIALS"))["password"]
+    plain = [value(store, n) for n in ("DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS",
+                                      "DATABASE_CREDENTIALS")]
+    plain += [jwk_k, db_credentials_password]
+    for secret in plain:
+        for form in forms(secret):
+            logger.info("in the message %s!", form)
+            logger.info("in the template " + form)  # what careless code does
+            logger.warning("as an extra", extra={"detail": {"nested": [form]}})
+            try:
+                raise RuntimeError(f"exception text {form}")
+            except RuntimeError:
+                logger.exception("while connecting to postgres://app:%s@db/app", form)
+    output = sink.getvalue()
+    assert output.count(REDACTED) >= len(plain) * 5 * 3
+    for secret in plain:
+        for form in forms(secret):
+            assert form not in output
+    assert "exception text" in output  # the traceback is kept, only the value is masked
+    assert "Traceback" in output
+
+
+async def test_rotated_value_is_masked_from_the_moment_it_loads(
+    store: SecretStore, sink: io.StringIO, tmp_path: Path
+) -> None:
+    new_password = "rotated-" + secrets.token_urlsafe(20)
+    (tmp_path / "database_password").write_text(new_password)
+    assert await store.refresh() == frozenset({"DATABASE_PASSWORD"})
+    logging.getLogger("tests.redaction").error("new password is %s", new_password)
+    assert new_password not in sink.getvalue()
+    assert REDACTED in sink.getvalue()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Authorization: Bearer abc.def-ghi_jkl+mno",
+        "headers={'authorization': 'Basic dXNlcjpwYXNzd29yZA=='}",
+        "sent bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2ln",
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2ln in a query",
+        '"Proxy-Authorization": "Digest username=x, response=abcdef0123"',
+    ],
+)
+def test_credentials_in_headers_and_tokens_are_masked(sink: io.StringIO, line: str) -> None:
+    logging.getLogger("tests.redaction").info(line)
+    output = sink.getvalue()
+    assert REDACTED in output
+    for credential in ("abc.def-ghi_jkl+mno", "dXNlcjpwYXNzd29yZA==", "c2lnbmF0dXJlc2ln",
+                       "response=abcdef0123"):
+        assert credential not in output
+
+
+def test_ordinary_lines_are_untouched(sink: io.StringIO) -> None:
+    logging.getLogger("tests.redaction").info("GET /health/ready 200 basic check ok")
+    assert sink.getvalue().strip() == "INFO GET /health/ready 200 basic check ok"
+
+
+async def test_configure_logging_installs_the_filter_on_every_root_handler() -> None:
+    from app.logs import configure_logging
+    from app.secrets.redaction import SecretRedactionFilter
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        configure_logging(Settings(_env_file=None, app_env="test", jwt_keys="x" * 40))
+        assert root.handlers
+        for handler in root.handlers:
+            assert any(isinstance(f, SecretRedactionFilter) for f in handler.filters)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)

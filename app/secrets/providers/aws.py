@@ -9,6 +9,7 @@ to our own settings. The version reported is the `VersionId` of the stage read (
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,11 @@ class AwsSecretsManagerProvider:
                     retries={"max_attempts": 2, "mode": "standard"},
                     user_agent_extra="fastapi-secrets-template",
                 )
-                self._client = boto3.session.Session().client("secretsmanager", config=config)
+                session = boto3.session.Session()
+                # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what ECS/Lambda/IRSA set.
+                region = session.region_name or os.environ.get("AWS_REGION") or None
+                self._client = session.client("secretsmanager", region_name=region,
+                                              config=config)
             return self._client
 
     def _get(self, secret_id: str, options: dict[str, str]) -> Fetched:

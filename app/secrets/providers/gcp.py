@@ -53,7 +53,7 @@ def version_name(path: str) -> str:
 def translate(exc: Exception) -> SecretFetchError:
     if isinstance(exc, gexc.NotFound):
         return SecretNotFound("GCP Secret Manager has no such secret or version (NOT_FOUND)")
-    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated | gexc.Forbidden):
+    if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
         return SecretAccessDenied(
             f"GCP Secret Manager refused the read ({type(exc).__name__}); the service account "
             "needs roles/secretmanager.secretAccessor on this secret"

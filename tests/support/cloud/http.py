@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 class Recorded:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Message  # case-insensitive `.get()`
     body: bytes
     started: float
     ended: float = 0.0
@@ -78,7 +79,7 @@ class FakeServer:
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
-        record = Recorded(handler.command, handler.path, dict(handler.headers.items()), body,
+        record = Recorded(handler.command, handler.path, handler.headers, body,
                           time.monotonic())
         with self.lock:
             self.requests.append(record)

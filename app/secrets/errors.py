@@ -13,7 +13,12 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f" (from {self.origin})" if self.origin else ""
+        if not self.origin:
+            where = ""
+        elif self.origin.startswith("searched "):  # nothing was found: say where we looked
+            where = f" ({self.origin})"
+        else:
+            where = f" (from {self.origin})"
         return f"{self.setting}{where}: {self.message}"
 
 

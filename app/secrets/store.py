@@ -140,7 +140,9 @@ class SecretStore:
             if self.settings.app_env == "development":
                 entries[name] = self._generate(name)
             else:
-                problems.append(ConfigProblem(name, "", missing_message(name)))
+                searched = (f"searched env {name}, {name}_FILE and "
+                            f"SECRETS_DIR={self.settings.secrets_dir}")
+                problems.append(ConfigProblem(name, searched, missing_message(name)))
         if problems:
             return problems
         self._snapshot = MappingProxyType(entries)
@@ -381,7 +383,7 @@ class SecretStore:
 
 def missing_message(name: str) -> str:
     return (f"is required but not set; set {name}, {name}_FILE, or put a file named "
-            f"{name.lower()} in SECRETS_DIR")
+            f"{name.lower()} in SECRETS_DIR (`python -m app secrets init` makes dev files)")
 
 
 __all__ = ["RefreshObserver", "SecretEntry", "SecretStore", "missing_message"]

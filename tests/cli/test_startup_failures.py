@@ -41,7 +41,7 @@ def _write(path: Path, data: str | bytes) -> Path:
 
 
 def _weak_rsa_ring() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point
     jwk = json.loads(RSAAlgorithm.to_jwk(key))
     jwk.update({"kid": "weak-rsa", "alg": "RS256"})
     return json.dumps({"keys": [jwk]})

@@ -49,9 +49,8 @@ format:
 	$(BIN)/ruff format app tests
 
 up: ## create missing dev secrets in ./secrets, then docker compose up --build
-	@if [ -f docker-compose.yml ]; then \
-		$(PYTHON) app/secrets/devfiles.py --dir secrets && docker compose up --build; \
-	else echo "docker-compose.yml is not in this checkout yet: use 'make install run' for now."; fi
+	$(PYTHON) app/secrets/devfiles.py --dir secrets
+	APP_UID=$$(id -u) APP_GID=$$(id -g) docker compose up --build
 
 down:
 	docker compose down

@@ -108,6 +108,8 @@ class RingKey:
     kid: str
     alg: str
     jwk: PyJWK = field(repr=False)
+    #: What checks signatures: the public half for asymmetric keys, the secret for HMAC.
+    verifier: PyJWK = field(repr=False)
     iat: float | None = None
     nbf: float | None = None
     position: int = 0
@@ -320,7 +322,7 @@ class KeyRing:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key.jwk,
+                key.verifier,
                 algorithms=[key.alg],
                 audience=audience,
                 issuer=issuer,
@@ -339,8 +341,17 @@ def _build_key(document: Mapping[str, Any], alg: str, kid: str, iat: float | Non
                nbf: float | None, position: int, where: str, secret: bytes | None) -> RingKey:
     try:
         jwk_obj = PyJWK({**document, "alg": alg}, algorithm=alg)
+        return _with_verifier(jwk_obj, alg, kid, iat, nbf, position, secret)
     except (PyJWTError, ValueError, TypeError):
         # PyJWT's messages may include the JWK itself: say only where and what.
         raise KeyRingError(f"{where}: not a usable {alg} key") from None
-    return RingKey(kid=kid, alg=alg, jwk=jwk_obj, iat=iat, nbf=nbf, position=position,
-                   secret=secret)
+
+
+def _with_verifier(jwk_obj: PyJWK, alg: str, kid: str, iat: float | None, nbf: float | None,
+                   position: int, secret: bytes | None) -> RingKey:
+    verifier = jwk_obj
+    if alg not in HMAC_ALGORITHMS and hasattr(jwk_obj.key, "public_key"):
+        public = jwk_obj.Algorithm.to_jwk(jwk_obj.key.public_key(), as_dict=True)
+        verifier = PyJWK({**public, "alg": alg}, algorithm=alg)
+    return RingKey(kid=kid, alg=alg, jwk=jwk_obj, verifier=verifier, iat=iat, nbf=nbf,
+                   position=position, secret=secret)

@@ -89,9 +89,11 @@ class RevocationList:
     async def is_revoked(self, members: Iterable[str]) -> bool:
         wanted = list(members)
         now = time.time()
+        local = self._local
+        if any(local.get(member, 0.0) > now for member in wanted):
+            return True  # what this replica knows is revoked stays revoked, Redis or not
         if self.mirror_is_live:
-            local = self._local
-            return any(local.get(member, 0.0) > now for member in wanted)
+            return False
         try:
             scores = await self.redis.zmscore(self.key, wanted)
         except RedisError as exc:
@@ -136,7 +138,11 @@ class RevocationList:
                 raise TimeoutError("no subscribe confirmation")
         now = time.time()
         loaded: Any = await self.redis.zrangebyscore(self.key, now, "+inf", withscores=True)
-        self._local = {_text(member): float(score) for member, score in loaded}
+        # Merge rather than replace: what this replica already knew stays revoked even if
+        # Redis came back empty (restarted without persistence).
+        merged = {m: until for m, until in self._local.items() if until > now}
+        merged.update({_text(member): float(score) for member, score in loaded})
+        self._local = merged
         self._last_pong = time.monotonic()
         self._subscribed = True
         last_ping = 0.0

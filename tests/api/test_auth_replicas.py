@@ -1,0 +1,138 @@
+"""Revocation is shared through Redis: every replica refuses a revoked token, and no replica
+accepts a token it cannot check (Redis down -> 503, never 200)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from app.security.runtime import Security
+from tests.api.auth_helpers import bearer, signed_in
+from tests.conftest import SettingsFactory
+from tests.support.app import client_for, running_app
+from tests.support.private_services import private_redis
+from tests.support.server import free_port
+
+
+async def _mirror_live(app: object, timeout: float = 5) -> None:
+    security: Security = app.state.security  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while not security.revocations.mirror_is_live:
+        assert time.monotonic() < deadline, "revocation channel never came up"
+        await asyncio.sleep(0.02)
+
+
+async def _status_settles(client: httpx.AsyncClient, headers: dict[str, str], expected: int,
+                          never: int | None = None, timeout: float = 3) -> list[int]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        status = (await client.get("/api/v1/users/me", headers=headers)).status_code
+        seen.append(status)
+        assert status != never, f"got {never}: {seen}"
+        if status == expected or time.monotonic() > deadline:
+            return seen
+        await asyncio.sleep(0.02)
+
+
+async def test_logout_on_one_replica_is_refused_by_another(
+    make_settings: SettingsFactory
+) -> None:
+    settings = make_settings()
+    async with running_app(settings) as one, running_app(settings) as two, \
+            client_for(one) as a, client_for(two) as b:
+        await _mirror_live(one)
+        await _mirror_live(two)
+        _, tokens = await signed_in(a)
+        headers = bearer(tokens["access_token"])
+        assert (await b.get("/api/v1/users/me", headers=headers)).status_code == 200
+        assert (await a.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+        seen = await _status_settles(b, headers, 401, timeout=2)
+        assert seen[-1] == 401, seen
+        # Replica two answered from its local mirror: no Redis round trip was needed.
+        assert two.state.security.revocations.mirror_is_live
+
+
+async def test_a_replica_started_after_the_logout_knows_about_it(
+    make_settings: SettingsFactory
+) -> None:
+    settings = make_settings()
+    async with running_app(settings) as one, client_for(one) as a:
+        _, tokens = await signed_in(a)
+        headers = bearer(tokens["access_token"])
+        assert (await a.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+    async with running_app(settings) as late, client_for(late) as c:
+        await _mirror_live(late)
+        assert (await c.get("/api/v1/users/me", headers=headers)).status_code == 401
+
+
+async def test_refresh_reuse_on_another_replica_revokes_the_family(
+    make_settings: SettingsFactory
+) -> None:
+    settings = make_settings()
+    async with running_app(settings) as one, running_app(settings) as two, \
+            client_for(one) as a, client_for(two) as b:
+        _, tokens = await signed_in(a)
+        rotated = await a.post("/api/v1/auth/refresh",
+                               json={"refresh_token": tokens["refresh_token"]})
+        assert rotated.status_code == 200
+        replay = await b.post("/api/v1/auth/refresh",
+                              json={"refresh_token": tokens["refresh_token"]})
+        assert replay.status_code == 401
+        newest = await a.post("/api/v1/auth/refresh",
+                              json={"refresh_token": rotated.json()["refresh_token"]})
+        assert newest.status_code == 401
+
+
+async def test_unreachable_redis_gives_503_never_200(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    async with running_app(settings) as one, client_for(one) as a:
+        _, tokens = await signed_in(a)
+    closed = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                           redis_socket_timeout_seconds=0.5)
+    async with running_app(closed) as down, client_for(down) as c:
+        headers = bearer(tokens["access_token"])
+        me = await c.get("/api/v1/users/me", headers=headers)
+        assert me.status_code == 503
+        assert tokens["access_token"] not in me.text
+        assert (await c.post("/api/v1/auth/logout", headers=headers)).status_code == 503
+        refresh = await c.post("/api/v1/auth/refresh",
+                               json={"refresh_token": tokens["refresh_token"]})
+        assert refresh.status_code == 503
+        login = await c.post("/api/v1/auth/login", data={"username": "a@b.example",
+                                                         "password": "whatever1"})
+        assert login.status_code == 503
+
+
+@pytest.mark.slow
+async def test_redis_stopping_while_serving_fails_closed_then_recovers(
+    make_settings: SettingsFactory
+) -> None:
+    with private_redis() as redis_server:
+        settings = make_settings(redis_url=redis_server.url, redis_socket_timeout_seconds=0.5)
+        async with running_app(settings) as app, client_for(app) as client:
+            await _mirror_live(app)
+            _, revoked = await signed_in(client)
+            _, valid = await signed_in(client)
+            revoked_headers = bearer(revoked["access_token"])
+            valid_headers = bearer(valid["access_token"])
+            assert (await client.post("/api/v1/auth/logout",
+                                      headers=revoked_headers)).status_code == 204
+            assert (await client.get("/api/v1/users/me", headers=valid_headers)).status_code \
+                == 200
+            redis_server.stop()
+            seen = await _status_settles(client, valid_headers, 503, timeout=3)
+            assert seen[-1] == 503, seen
+            revoked_status = (await client.get("/api/v1/users/me",
+                                               headers=revoked_headers)).status_code
+            assert revoked_status in {401, 503}
+            redis_server.start()
+            recovered = await _status_settles(client, valid_headers, 200, never=500,
+                                              timeout=10)
+            assert recovered[-1] == 200, recovered
+            # Redis came back empty (no persistence); this replica still remembers the logout.
+            after = await client.get("/api/v1/users/me", headers=revoked_headers)
+            assert after.status_code == 401

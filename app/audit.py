@@ -1,15 +1,112 @@
-"""Audit events: one structured line each, on their own logger, never carrying a secret value."""
+"""Audit events: one JSON line each, on their own logger (`app.audit`), never carrying a value.
+
+Security-relevant facts (a secret rotated, a key ring changed, a login failed, a refresh token
+reused) go here rather than to the application log so they can be shipped, retained and alerted
+on separately. Every event says WHAT happened and to WHICH setting/user/family, and never a
+secret, a token or a password: emails are recorded as a SHA-256 digest so repeated attempts
+against one account can be correlated without the log holding the address.
+
+Inside an HTTP request the event also carries the request id and client address, and is handed
+to the app's audit listener (its Prometheus counters), see `app.observability.context`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from app.observability.context import current_request
+
 audit_logger = logging.getLogger("app.audit")
+logger = logging.getLogger("app.observability")
+
+# Event names, shared with the metrics that count them (names, not credentials).
+SECRET_LOADED = "secret.loaded"  # noqa: S105
+SECRET_ROTATED = "secret.rotated"  # noqa: S105
+SECRET_REFRESH_FAILED = "secret.refresh_failed"  # noqa: S105
+KEYRING_CHANGED = "keyring.changed"
+LOGIN_SUCCEEDED = "auth.login_succeeded"
+LOGIN_FAILED = "auth.login_failed"
+LOGIN_LOCKED = "auth.login_locked"
+REFRESH_REUSE_DETECTED = "auth.refresh_reuse_detected"
+LOGOUT = "auth.logout"
 
 
 def audit(event: str, **fields: Any) -> None:
-    record = {"event": event, "ts": round(time.time(), 3), **fields}
-    audit_logger.info(json.dumps(record, default=str, sort_keys=True))
+    """Emit one audit event. Callers pass identifiers and metadata only, never values."""
+    record: dict[str, Any] = {"event": event, "ts": round(time.time(), 3)}
+    context = current_request()
+    if context is not None:
+        record["request_id"] = context.request_id
+        if context.client is not None:
+            record["client"] = context.client
+    record.update(fields)
+    # The JSON formatter writes `audit` as the line itself; a plain formatter shows the message.
+    audit_logger.info(json.dumps(record, default=str, sort_keys=True), extra={"audit": record})
+    if context is not None and context.audit_listener is not None:
+        try:
+            context.audit_listener(event, record)
+        except Exception:  # metrics must never break the request that is being audited
+            logger.exception("audit listener failed for %s", event)
+
+
+def email_digest(email: str) -> str:
+    """SHA-256 of the normalised (trimmed, lower-cased) email: correlates, never reveals."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+# ---- key ring ---------------------------------------------------------------------------------
+
+
+def key_ring_changed(kids: Iterable[str], signing_kid: str | None, *,
+                     previous_kids: Iterable[str] | None = None) -> None:
+    current = sorted(kids)
+    fields: dict[str, Any] = {"kids": current, "signing_kid": signing_kid}
+    if previous_kids is not None:
+        before = set(previous_kids)
+        fields["added_kids"] = sorted(set(current) - before)
+        fields["removed_kids"] = sorted(before - set(current))
+    audit(KEYRING_CHANGED, **fields)
+
+
+# ---- authentication (called by the auth API) --------------------------------------------------
+
+
+def login_succeeded(*, user_id: object) -> None:
+    audit(LOGIN_SUCCEEDED, user_id=str(user_id))
+
+
+def login_failed(*, email: str, reason: str = "invalid_credentials",
+                 user_id: object | None = None) -> None:
+    """A wrong password or an unknown account (`reason` tells which; the response must not)."""
+    fields: dict[str, Any] = {"email_sha256": email_digest(email), "reason": reason}
+    if user_id is not None:
+        fields["user_id"] = str(user_id)
+    audit(LOGIN_FAILED, **fields)
+
+
+def login_locked(*, email: str, user_id: object | None = None) -> None:
+    """The account is past its failed-login limit: the attempt was refused with 429."""
+    fields: dict[str, Any] = {"email_sha256": email_digest(email)}
+    if user_id is not None:
+        fields["user_id"] = str(user_id)
+    audit(LOGIN_LOCKED, **fields)
+
+
+def refresh_reuse_detected(*, family_id: object, user_id: object | None = None) -> None:
+    """An already-rotated refresh token came back: its whole family was revoked."""
+    fields: dict[str, Any] = {"family_id": str(family_id)}
+    if user_id is not None:
+        fields["user_id"] = str(user_id)
+    audit(REFRESH_REUSE_DETECTED, **fields)
+
+
+def logout(*, user_id: object, family_id: object | None = None) -> None:
+    fields: dict[str, Any] = {"user_id": str(user_id)}
+    if family_id is not None:
+        fields["family_id"] = str(family_id)
+    audit(LOGOUT, **fields)

@@ -31,6 +31,7 @@ SECRET_SETTINGS: tuple[str, ...] = (
     "DATABASE_CREDENTIALS",
     "REDIS_PASSWORD",
     "JWT_KEYS",
+    "METRICS_TOKEN",
 )
 
 
@@ -109,8 +110,20 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     graceful_timeout_seconds: int = Field(20, ge=0)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # None = by environment: JSON in production and test, human-readable text in development.
+    log_format: Literal["json", "text"] | None = None
 
-    @field_validator("app_env", "log_level", "database_sslmode", mode="before")
+    # Observability (docs/operations.md): /metrics needs METRICS_TOKEN as a bearer token, or
+    # comes from METRICS_ALLOWED_NETWORKS when no token is configured.
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_token_file: Path | None = None
+    metrics_allowed_networks: str = "127.0.0.0/8,::1/128"
+    # Tracing is off unless an OTLP endpoint is configured (needs the `[otel]` extra).
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "fastapi-secrets-template"
+
+    @field_validator("app_env", "log_level", "log_format", "database_sslmode", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

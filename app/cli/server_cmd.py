@@ -55,6 +55,8 @@ def serve_command(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": settings.graceful_timeout_seconds,
         "log_config": None,
         "server_header": False,
+        # app.observability writes the access log (with request id, route and duration).
+        "access_log": False,
     }
     if settings.workers > 1:
         # Each worker has its own event loop and resolves its own secrets; check them once here

@@ -1,0 +1,156 @@
+"""Scrape-time collectors: read the live objects when Prometheus asks, so a gauge can never
+disagree with the state it describes (a secret's age, the key ring, the pools).
+
+Each collector gets a zero-argument callable returning the object (or None before the lifespan
+has created it / after it closed), so it can be registered when the app is built.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from app.secrets import SecretEntry, SecretStore
+from app.security.keyring import KeyRing, KeyRingError
+
+StoreGetter = Callable[[], SecretStore | None]
+Getter = Callable[[], Any]
+
+
+def value_created_at(entry: SecretEntry) -> float:
+    """When the current value was created, as well as we can know it: the file's mtime for
+    file-backed values (their version is `mtime:<ns>`), else when this process loaded it."""
+    version = entry.version or ""
+    if version.startswith("mtime:"):
+        try:
+            return int(version.removeprefix("mtime:")) / 1e9
+        except ValueError:
+            pass
+    return entry.loaded_at
+
+
+class SecretAgeCollector(Collector):
+    def __init__(self, store: StoreGetter) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age = GaugeMetricFamily(
+            "secret_age_seconds",
+            "Seconds since the current value of the secret was created (file mtime), or loaded "
+            "by this process when its source reports no creation time.",
+            labels=["setting", "source"])
+        store = self._store()
+        if store is not None:
+            now = time.time()
+            for name, entry in sorted(store.snapshot().items()):
+                age.add_metric([name, entry.source], max(0.0, now - value_created_at(entry)))
+        yield age
+
+
+@dataclass(frozen=True)
+class RingSummary:
+    kids: tuple[str, ...]
+    signing_kid: str | None
+    signing_created_at: float | None
+
+
+def summarize_ring(ring: KeyRing, entry: SecretEntry, now: float) -> RingSummary:
+    """The ring parsed from `entry` (JWT_KEYS): its kids, the key signing at `now`, and when
+    that key was created (`iat`, else `nbf`, else the ring value's own creation time)."""
+    signing = ring.signing_key(now)
+    created: float | None = None
+    if signing is not None:
+        created = signing.iat if signing.iat is not None else signing.nbf
+        if created is None:
+            created = value_created_at(entry)
+    return RingSummary(tuple(key.kid for key in ring.keys),
+                       signing.kid if signing is not None else None, created)
+
+
+class KeyRingCollector(Collector):
+    """`jwt_keys_in_ring` and `jwt_signing_key_age_seconds{kid}` from the live JWT_KEYS."""
+
+    def __init__(self, store: StoreGetter) -> None:
+        self._store = store
+        self._cached: tuple[SecretEntry, KeyRing] | None = None
+
+    def _ring(self, entry: SecretEntry) -> KeyRing | None:
+        # Snapshot entries are replaced on rotation, so identity tells whether to re-parse.
+        if self._cached is None or self._cached[0] is not entry:
+            try:
+                self._cached = (entry, KeyRing.parse(entry.value.get_secret_value()))
+            except KeyRingError:
+                return None
+        return self._cached[1]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        count = GaugeMetricFamily("jwt_keys_in_ring", "Keys in the JWT key ring (verify + sign).")
+        age = GaugeMetricFamily(
+            "jwt_signing_key_age_seconds",
+            "Age of the key that signs new tokens now (from its iat, else nbf, else the ring's "
+            "creation time).", labels=["kid"])
+        store = self._store()
+        entry = store.entry("JWT_KEYS") if store is not None else None
+        ring = self._ring(entry) if entry is not None else None
+        if entry is not None and ring is not None:
+            now = time.time()
+            summary = summarize_ring(ring, entry, now)
+            count.add_metric([], float(len(summary.kids)))
+            if summary.signing_kid is not None and summary.signing_created_at is not None:
+                age.add_metric([summary.signing_kid],
+                               max(0.0, now - summary.signing_created_at))
+        yield count
+        yield age
+
+
+class PoolCollector(Collector):
+    """Connection pool gauges for the SQLAlchemy engine and the Redis client."""
+
+    def __init__(self, engine: Getter, redis: Getter) -> None:
+        self._engine = engine
+        self._redis = redis
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._database()
+        yield from self._redis_pool()
+
+    def _database(self) -> Iterator[GaugeMetricFamily]:
+        size = GaugeMetricFamily("db_pool_size", "Configured persistent connections of the pool.")
+        checked_out = GaugeMetricFamily("db_pool_checked_out", "Connections in use.")
+        checked_in = GaugeMetricFamily("db_pool_checked_in", "Idle connections in the pool.")
+        overflow = GaugeMetricFamily("db_pool_overflow",
+                                     "Connections open beyond the pool size (max_overflow).")
+        engine = self._engine()
+        pool = getattr(engine, "pool", None)
+        if pool is not None and hasattr(pool, "checkedout"):
+            size.add_metric([], float(pool.size()))
+            checked_out.add_metric([], float(pool.checkedout()))
+            checked_in.add_metric([], float(pool.checkedin()))
+            # QueuePool counts overflow from -pool_size; only the excess is interesting.
+            overflow.add_metric([], float(max(0, pool.overflow())))
+        yield from (size, checked_out, checked_in, overflow)
+
+    def _redis_pool(self) -> Iterator[GaugeMetricFamily]:
+        connections = GaugeMetricFamily("redis_pool_connections",
+                                        "Open Redis connections by state.", labels=["state"])
+        maximum = GaugeMetricFamily("redis_pool_max_connections",
+                                    "Most connections the Redis pool may open.")
+        redis = self._redis()
+        pool = getattr(redis, "connection_pool", None)
+        if pool is not None:
+            # redis-py's public count (`get_connection_count`) is shaped for OpenTelemetry;
+            # these lists are what it counts.
+            idle = len(getattr(pool, "_available_connections", ()))
+            in_use = len(getattr(pool, "_in_use_connections", ()))
+            connections.add_metric(["idle"], float(idle))
+            connections.add_metric(["in_use"], float(in_use))
+            limit = getattr(pool, "max_connections", None)
+            if isinstance(limit, int):
+                maximum.add_metric([], float(limit))
+        yield connections
+        yield maximum

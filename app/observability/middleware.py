@@ -1,0 +1,125 @@
+"""One pure-ASGI middleware per request: request id, access log line, HTTP metrics.
+
+It wraps the WHOLE app (outside Starlette's error middleware, see `install_outermost`) so that
+even a 500 or a 413 carries `X-Request-ID`, is counted, and is logged with its id. Pure ASGI,
+not `BaseHTTPMiddleware`: no buffering of bodies, no extra task per request.
+
+The access line holds method, path (never the query string: it may carry tokens), route
+template, status, duration and client; no headers, so no `Authorization` or cookie can leak.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability.context import (
+    AuditListener,
+    RequestContext,
+    accept_request_id,
+    request_context,
+)
+
+access_logger = logging.getLogger("app.access")
+
+#: Probes and scrapes: logged at DEBUG when they succeed, so they do not drown real traffic.
+QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+
+#: A request no route matched (404/405) is counted under this label, never under its raw path,
+#: so scanners cannot blow up the metrics' cardinality.
+UNMATCHED_ROUTE = "<unmatched>"
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+RequestObserver = Callable[[str, str, int, float], None]  # method, route, status, seconds
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            try:
+                return str(value.decode("latin-1"))
+            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+                return None
+    return None
+
+
+class RequestObservabilityMiddleware:
+    def __init__(self, app: ASGIApp, *, observe: RequestObserver | None = None,
+                 audit_listener: AuditListener | None = None) -> None:
+        self.app = app
+        self.observe = observe
+        self.audit_listener = audit_listener
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = accept_request_id(_header(scope, b"x-request-id"))
+        client = _client(scope)
+        status = 500  # if the app dies before answering, that is what the client gets
+        started = time.perf_counter()
+        header = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != header[0]]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        context = RequestContext(request_id, client, self.audit_listener)
+        with request_context(context):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - started
+                self._record(scope, status, elapsed, client)
+
+    def _record(self, scope: Scope, status: int, elapsed: float, client: str | None) -> None:
+        method = str(scope.get("method", "GET")).upper()
+        method = method if method in _KNOWN_METHODS else "OTHER"
+        route = route_template(scope)
+        if self.observe is not None:
+            try:
+                self.observe(method, route, status, elapsed)
+            except Exception:  # a metrics bug must not turn into a failed request
+                access_logger.exception("request metrics failed")
+        path = str(scope.get("path", ""))
+        quiet = path in QUIET_PATHS and status < 400
+        duration_ms = round(elapsed * 1000, 2)
+        access_logger.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "%s %s %s %.2fms", method, path, status, duration_ms,
+            extra={"method": method, "path": path, "route": route, "status": status,
+                   "duration_ms": duration_ms, "client": client},
+        )
+
+
+def install_outermost(app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Wrap Starlette's whole middleware stack, error middleware included, with `wrap`.
+
+    `add_middleware` would place us INSIDE `ServerErrorMiddleware`, where an unhandled error's
+    500 bypasses us (no request id header, no metric, the error log without the id).
+    """
+    build = app.build_middleware_stack  # type: ignore[attr-defined]
+
+    def build_wrapped() -> ASGIApp:
+        return wrap(build())
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[attr-defined]

@@ -1,0 +1,145 @@
+"""Logs: JSON lines in production/test (text in development), each with the request id, and
+never a secret value, an Authorization header or a password."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
+
+from app.config import Settings
+from app.logs import JsonFormatter, TextFormatter, build_handler, log_format
+from app.main import create_app
+from app.observability.context import RequestContext, request_context
+from tests.conftest import SettingsFactory
+from tests.observability.conftest import LogLines
+
+
+def test_format_defaults_by_environment() -> None:
+    def settings(**values: str) -> Settings:
+        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+    assert log_format(settings(app_env="production")) == "json"
+    assert log_format(settings(app_env="test")) == "json"
+    assert log_format(settings(app_env="development")) == "text"
+    assert log_format(settings(app_env="production", log_format="TEXT")) == "text"
+    assert isinstance(build_handler(settings(app_env="development")).formatter, TextFormatter)
+    assert isinstance(build_handler(settings(app_env="production")).formatter, JsonFormatter)
+
+
+def test_a_record_becomes_one_json_object_with_its_extras() -> None:
+    record = logging.LogRecord("app.x", logging.WARNING, __file__, 1, "a %s\nb", ("x",), None)
+    record.route = "/r/{id}"
+    with request_context(RequestContext("rid-1")):
+        line = JsonFormatter().format(record)
+    document = json.loads(line)
+    assert "\n" not in line
+    assert document["message"] == "a x\nb"
+    assert (document["level"], document["logger"]) == ("WARNING", "app.x")
+    assert (document["request_id"], document["route"]) == ("rid-1", "/r/{id}")
+    assert document["ts"].endswith("Z")
+
+
+def test_text_lines_carry_the_request_id() -> None:
+    record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "hello", (), None)
+    with request_context(RequestContext("rid-2")):
+        assert TextFormatter().format(record).endswith("hello [rid-2]")
+
+
+async def test_access_lines_describe_each_request(client: httpx.AsyncClient,
+                                                 json_logs: LogLines) -> None:
+    response = await client.get("/health/ready?token=abc", headers={"X-Request-ID": "ready-1"})
+    access = [line for line in json_logs() if line["logger"] == "app.access"]
+    line = next(line for line in access if line.get("request_id") == "ready-1")
+    assert response.headers["x-request-id"] == "ready-1"
+    assert line["method"] == "GET"
+    assert line["path"] == "/health/ready"  # never the query string
+    assert line["route"] == "/health/ready"
+    assert line["status"] == 200
+    assert line["duration_ms"] >= 0
+    assert "token=abc" not in json.dumps(access)
+
+
+@pytest.fixture
+def canary() -> str:
+    return "canary-" + "Zq7" * 12
+
+
+async def test_no_secret_header_or_password_reaches_the_logs(
+    make_settings: SettingsFactory, tmp_path: Path, canary: str, json_logs: LogLines,
+) -> None:
+    token_file = tmp_path / "metrics_token"
+    token_file.write_text(canary)
+    app: FastAPI = create_app(make_settings(metrics_token_file=str(token_file)))
+    logger = logging.getLogger("app.test")
+    bearer = "opaque-access-token-" + "x9" * 20
+
+    async def careless(request: Request, body: Login) -> None:
+        # What a careless handler could do: log the headers and the secret, and fail with the
+        # secret in the exception text. (It does not log the body: nothing could mask that.)
+        logger.info("headers %s", dict(request.headers))
+        logger.warning("token is %s", canary)
+        raise RuntimeError(f"could not use {canary}")
+
+    app.add_api_route("/careless", careless, methods=["POST"])
+    password = "Tr0ub4dor&3-horse-battery"
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {canary}"})
+            failed = await client.post(
+                "/careless", json={"email": "a@example.com", "password": password},
+                headers={"Authorization": f"Bearer {bearer}", "X-Request-ID": "careless-1"})
+            invalid = await client.post(
+                "/careless", json={"email": ["not", "a", "string"], "password": password},
+                headers={"Authorization": f"Bearer {bearer}"})
+    assert scraped.status_code == 200
+    assert failed.status_code == 500
+    assert invalid.status_code == 422
+    assert password not in invalid.text
+
+    lines = json_logs()
+    raw = json_logs.raw()  # type: ignore[attr-defined]
+    assert canary not in raw
+    assert bearer not in raw
+    assert password not in raw
+    # The crash is logged, with its request id and a (redacted) traceback.
+    crash = [line for line in lines if line.get("request_id") == "careless-1"
+             and line["level"] == "ERROR"]
+    assert crash
+    assert any("RuntimeError" in line.get("exc_info", "") for line in crash)
+    # The careless handler's lines are there, masked, not dropped.
+    assert any(line.get("message", "").startswith("token is ") for line in lines)
+
+
+class Login(BaseModel):
+    email: str
+    password: str
+
+
+def test_configure_logging_routes_uvicorn_through_the_root_handler() -> None:
+    from app.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging(Settings(_env_file=None, app_env="production"))
+        handler = root.handlers[0]
+        assert isinstance(handler.formatter, JsonFormatter)
+        stream = io.StringIO()
+        handler.setStream(stream)  # type: ignore[attr-defined]
+        logging.getLogger("uvicorn.error").info("Uvicorn running")
+        assert json.loads(stream.getvalue())["logger"] == "uvicorn.error"
+        assert not logging.getLogger("uvicorn.access").handlers
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])

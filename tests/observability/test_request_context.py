@@ -1,0 +1,63 @@
+"""Every response carries X-Request-ID: the caller's when it is a safe token, else a new one,
+including answers produced outside the routes (404, 413, unhandled 500)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.main import create_app
+from tests.conftest import SettingsFactory
+
+GENERATED = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture
+async def boom_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncClient]:
+    app: FastAPI = create_app(make_settings(max_body_bytes=64))
+
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/boom", boom)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+
+
+async def test_a_safe_request_id_is_echoed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/live", headers={"X-Request-ID": "req_1.2-3"})
+    assert response.headers["x-request-id"] == "req_1.2-3"
+
+
+@pytest.mark.parametrize("unsafe", [
+    "has space", "quote\"d", "x" * 129, "semi;colon", "new%0aline", "ünïcode", "",
+])
+async def test_an_unsafe_request_id_is_replaced(client: httpx.AsyncClient, unsafe: str) -> None:
+    response = await client.get("/health/live",
+                                headers=[(b"x-request-id", unsafe.encode("utf-8"))])
+    assert GENERATED.fullmatch(response.headers["x-request-id"])
+
+
+async def test_an_id_is_generated_per_request(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/health/live")).headers["x-request-id"]
+    second = (await client.get("/health/live")).headers["x-request-id"]
+    assert GENERATED.fullmatch(first)
+    assert GENERATED.fullmatch(second)
+    assert first != second
+
+
+async def test_answers_outside_routes_carry_the_id(boom_client: httpx.AsyncClient) -> None:
+    missing = await boom_client.get("/nope", headers={"X-Request-ID": "r404"})
+    too_big = await boom_client.post("/health/live", content=b"x" * 1000,
+                                     headers={"X-Request-ID": "r413"})
+    crashed = await boom_client.get("/boom", headers={"X-Request-ID": "r500"})
+    assert (missing.status_code, missing.headers["x-request-id"]) == (404, "r404")
+    assert (too_big.status_code, too_big.headers["x-request-id"]) == (413, "r413")
+    assert (crashed.status_code, crashed.headers["x-request-id"]) == (500, "r500")
+    assert crashed.json() == {"detail": "Internal server error"}

@@ -51,3 +51,38 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+def new_ring(*algs: str) -> str:
+    """A JWK Set with fresh keys (newest first), generated for this test."""
+    import json
+
+    from app.cli.keys_cmd import new_jwk
+
+    return json.dumps({"keys": [new_jwk(alg) for alg in algs]})
+
+
+def signing_kid(store: SecretStore) -> str | None:
+    from app.security.keyring import KeyRing
+
+    value = store.get("JWT_KEYS")
+    assert value is not None
+    key = KeyRing.parse(value.get_secret_value()).signing_key()
+    return key.kid if key is not None else None
+
+
+async def rotate_ring(settings: Settings, reference: str) -> tuple[str, str | None]:
+    """What `keys rotate --ref` does, in process: returns (new kid, new version)."""
+    import json
+
+    from app.cli.keys_cmd import new_jwk
+    from app.cli.keys_ref import ring_documents
+    from app.secrets.writers import update_secret
+
+    added = new_jwk("HS256")
+
+    def add_key(current: str | None) -> str:
+        return json.dumps({"keys": [added, *ring_documents(current)]})
+
+    written = await update_secret(settings, reference, add_key)
+    return added["kid"], written.version

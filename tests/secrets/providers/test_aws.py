@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,13 @@ import pytest
 from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
-from tests.secrets.providers.conftest import open_error, wait_for
+from tests.secrets.providers.conftest import (
+    new_ring,
+    open_error,
+    rotate_ring,
+    signing_kid,
+    wait_for,
+)
 from tests.support.cloud.moto import MotoServer, moto_server
 from tests.support.server import base_env, free_port, run_cli
 
@@ -153,3 +160,46 @@ def test_config_check_shows_provider_reference_and_version_and_fails_clearly(
     failed = run_cli("config", "check", env=env)
     assert failed.returncode == 1
     assert "JWT_KEYS (from JWT_KEYS=aws-sm://prod/missing-secret): not found" in failed.stderr
+
+
+async def test_rotation_job_writes_a_new_version_with_its_own_write_role(
+    moto: MotoServer, app_keys: dict[str, str], make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = secrets.token_urlsafe(24)
+    created = moto.client("secretsmanager").create_secret(
+        Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256"), "other": other}))
+    reference = f"aws-sm://{created['Name']}#jwt_keys"
+    for name, value in moto.env(app_keys).items():
+        monkeypatch.setenv(name, value)
+    service = await SecretStore.open(make_settings(jwt_keys=reference))
+    try:
+        old_kid = signing_kid(service)
+        # The service's read-only role cannot write...
+        refused = await open_error_of(rotate_ring(make_settings(), reference))
+        assert "access denied" in refused
+        # ...the rotation role can.
+        rotator = moto.user_allowed("secretsmanager:GetSecretValue",
+                                    "secretsmanager:PutSecretValue")
+        for name, value in moto.env(rotator).items():
+            monkeypatch.setenv(name, value)
+        new_kid, version = await rotate_ring(make_settings(), reference)
+        assert new_kid != old_kid
+
+        assert await service.refresh() == {"JWT_KEYS"}
+        assert signing_kid(service) == new_kid
+        assert service.entry("JWT_KEYS").version == version  # type: ignore[union-attr]
+        stored = json.loads(moto.client("secretsmanager").get_secret_value(
+            SecretId=created["Name"])["SecretString"])
+        assert stored["other"] == other, "fields other than the ring are kept"
+        assert len(json.loads(stored["jwt_keys"])["keys"]) == 2
+    finally:
+        await service.aclose()
+
+
+async def open_error_of(job: Any) -> str:
+    from app.secrets.errors import SecretFetchError
+
+    with pytest.raises(SecretFetchError) as caught:
+        await job
+    return f"{caught.value.kind}: {caught.value}"

@@ -13,7 +13,13 @@ import pytest
 from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
-from tests.secrets.providers.conftest import open_error, wait_for
+from tests.secrets.providers.conftest import (
+    new_ring,
+    open_error,
+    rotate_ring,
+    signing_kid,
+    wait_for,
+)
 from tests.support.cloud.azure import VAULT, FakeKeyVault
 from tests.support.server import free_port
 
@@ -112,3 +118,19 @@ async def test_a_new_version_is_served_without_restart_and_requests_make_no_call
         assert await store.refresh() == {"JWT_KEYS"}
         await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
         assert store.entry("JWT_KEYS").version == latest  # type: ignore[union-attr]
+
+
+async def test_rotation_job_sets_a_new_version(
+    azure: FakeKeyVault, make_settings: SettingsFactory
+) -> None:
+    azure.add("jwt-ring", new_ring("HS256"))
+    reference = f"{REF}/jwt-ring"
+    service = await SecretStore.open(make_settings(jwt_keys=reference))
+    try:
+        new_kid, version = await rotate_ring(make_settings(), reference)
+        assert version == azure.secrets_["jwt-ring"][-1][0]
+        assert await service.refresh() == {"JWT_KEYS"}
+        assert signing_kid(service) == new_kid
+        assert service.entry("JWT_KEYS").version == version  # type: ignore[union-attr]
+    finally:
+        await service.aclose()

@@ -13,7 +13,13 @@ from app.main import create_app
 from app.secrets import SecretStore
 from app.security.keyring import KeyRing
 from tests.conftest import SettingsFactory
-from tests.secrets.providers.conftest import open_error, wait_for
+from tests.secrets.providers.conftest import (
+    new_ring,
+    open_error,
+    rotate_ring,
+    signing_kid,
+    wait_for,
+)
 from tests.support.cloud.gcp import PROJECT, FakeSecretManager
 from tests.support.server import free_port
 
@@ -109,3 +115,20 @@ async def test_a_new_version_reaches_jwt_signing_without_restart(
         await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
         assert signing_kid() not in (None, old_kid)
         assert store.entry("JWT_KEYS").version == "2"  # type: ignore[union-attr]
+
+
+async def test_rotation_job_adds_a_version(
+    gcp: FakeSecretManager, make_settings: SettingsFactory
+) -> None:
+    gcp.add("jwt-ring", new_ring("HS256"))
+    reference = f"{REF}/jwt-ring"
+    service = await SecretStore.open(make_settings(jwt_keys=reference))
+    try:
+        new_kid, version = await rotate_ring(make_settings(), reference)
+        assert version == "2"
+        assert gcp.server.calls("POST", r":addVersion(\?|$)")
+        assert await service.refresh() == {"JWT_KEYS"}
+        assert signing_kid(service) == new_kid
+        assert service.entry("JWT_KEYS").version == "2"  # type: ignore[union-attr]
+    finally:
+        await service.aclose()

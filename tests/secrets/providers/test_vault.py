@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -14,8 +16,16 @@ from sqlalchemy import text
 
 from app.main import create_app
 from app.secrets import SecretStore
+from app.secrets.errors import SecretFetchError
 from tests.conftest import SettingsFactory
-from tests.secrets.providers.conftest import open_error, wait_for
+from tests.secrets.providers.conftest import (
+    new_ring,
+    open_error,
+    rotate_ring,
+    signing_kid,
+    wait_for,
+)
+from tests.support.cloud.http import Recorded, Reply
 from tests.support.cloud.vault import FakeVault
 from tests.support.private_services import private_postgres
 from tests.support.server import free_port
@@ -221,3 +231,36 @@ async def test_dynamic_database_credentials_are_one_lease_renewed_then_replaced(
         assert len(creds_reads) == 2  # one read per lease: user and password from the same one
         for request in vault.server.requests:
             assert "password" not in request.path
+
+
+async def test_rotation_job_writes_kv_with_check_and_set(
+    vault: FakeVault, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", vault.new_token())
+    other = secrets.token_urlsafe(24)
+    vault.put("secret/backend", {"jwt_keys": new_ring("HS256"), "other": other})
+    service = await SecretStore.open(make_settings(jwt_keys="vault://secret/backend#jwt_keys"))
+    try:
+        new_kid, version = await rotate_ring(make_settings(), "vault://secret/backend#jwt_keys")
+        assert version == "2"
+        write = vault.server.calls("POST", "^/v1/secret/data/backend$")[-1]
+        assert json.loads(write.body)["options"] == {"cas": 1}
+        assert vault.kv["secret/backend"][-1]["other"] == other
+        assert await service.refresh() == {"JWT_KEYS"}
+        assert signing_kid(service) == new_kid
+        assert service.entry("JWT_KEYS").version == "2"  # type: ignore[union-attr]
+    finally:
+        await service.aclose()
+
+    # A concurrent writer between read and write: check-and-set refuses, nothing is lost.
+    original = vault.server.routes[:]
+
+    def racing(match: re.Match[str], record: Recorded) -> Reply:
+        vault.put("secret/backend", dict(vault.kv["secret/backend"][-1]))
+        return vault._write(match, record)
+
+    pattern = re.compile(r"/v1/(?P<mount>secret)/data/(?P<path>backend)")
+    vault.server.routes.insert(0, ("POST", pattern, racing))
+    with pytest.raises(SecretFetchError, match="check-and-set"):
+        await rotate_ring(make_settings(), "vault://secret/backend#jwt_keys")
+    vault.server.routes[:] = original

@@ -1,0 +1,63 @@
+"""`keys rotate --ref <reference>`: add a new key to a key ring kept in a cloud secret manager.
+
+Same ring rules as `keys rotate --file` (new key first, others kept, `--activate-in` delays its
+`nbf`), written as a NEW VERSION of the secret through `app.secrets.writers`; services using the
+reference pick it up on their next refresh. Run it with the rotation identity, not the service's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from app.cli.common import load_settings, report
+from app.secrets import ConfigError
+from app.secrets.errors import SecretFetchError
+from app.secrets.references import MissingExtraError
+from app.secrets.writers import Written, update_secret
+from app.security.keyring import KeyRing, KeyRingError, b64url
+
+
+def ring_documents(text: str | None) -> list[dict[str, Any]]:
+    """The ring as JWK dicts (raw HMAC lines become `oct` JWKs with the same kids)."""
+    if text is None or not text.strip():
+        return []
+    ring = KeyRing.parse(text)  # validates; errors name kids, never material
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        keys: list[dict[str, Any]] = json.loads(stripped)["keys"]
+        return keys
+    return [{"kty": "oct", "k": b64url(key.secret or b""), "kid": key.kid, "alg": key.alg,
+             "use": "sig"} for key in ring.keys]
+
+
+def rotate_ref_command(args: argparse.Namespace) -> int:
+    from app.cli.keys_cmd import new_jwk
+
+    added: dict[str, Any] = {}
+
+    def add_key(current: str | None) -> str:
+        keys = ring_documents(current)
+        added.update(new_jwk(args.alg, activate_in=args.activate_in))
+        text = json.dumps({"keys": [added, *keys]})
+        KeyRing.parse(text)
+        added["count"] = len(keys) + 1
+        return text
+
+    try:
+        settings = load_settings()
+        written: Written = asyncio.run(update_secret(settings, args.ref, add_key))
+    except ConfigError as exc:
+        return report(exc)
+    except (SecretFetchError, KeyRingError, MissingExtraError) as exc:
+        kind = getattr(exc, "kind", "error")
+        prefix = f"{kind}: " if kind != "error" else ""
+        print(f"keys: {args.ref}: {prefix}{exc}", file=sys.stderr)
+        return 1
+    print(f"added key {added['kid']} ({added['alg']}), signing from nbf={added['nbf']}; "
+          f"{added['count']} key(s) in {written.reference} "
+          f"(version {written.previous_version or '-'} -> {written.version or '-'})")
+    return 0

@@ -250,3 +250,29 @@ async def test_expired_access_token_is_401(make_settings: SettingsFactory) -> No
         assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
         time.sleep(2.1)
         assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401
+
+
+async def test_malleated_encodings_of_a_logged_out_token_stay_revoked(
+    client: httpx.AsyncClient
+) -> None:
+    _, tokens = await signed_in(client)
+    token = tokens["access_token"]
+    header, payload, signature = token.split(".")
+    assert (await client.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 204
+    std_alphabet = signature.replace("-", "+").replace("_", "/")
+    variants = [
+        token,
+        f"{token}=",
+        f"{token}==",
+        f"{header}.{payload}.{std_alphabet}",
+        f"{header}=.{payload}.{signature}",
+        f"{header}.{payload}=.{signature}",
+        f"{token} ",
+        f" {token}",
+        f"{token}.",
+        f"{header}.{payload}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+    ]
+    for variant in variants:
+        response = await client.get("/api/v1/users/me",
+                                    headers={"Authorization": f"Bearer {variant}"})
+        assert response.status_code == 401, variant

@@ -61,7 +61,8 @@ class Metrics:
             "auth_refresh_reuse_detected",
             "Rotated refresh tokens presented again (the token family was revoked).", registry=r)
         self.auth_logouts = Counter("auth_logouts", "Logouts.", registry=r)
-        self.auth_login_failures.labels(reason="invalid_credentials")
+        for reason in ("unknown_account", "wrong_password", "inactive"):
+            self.auth_login_failures.labels(reason=reason)  # present from 0, for increase()
 
     # ---- event hooks ----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ async def audited(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncCl
     app: FastAPI = create_app(make_settings(metrics_allowed_networks="203.0.113.0/24"))
 
     async def fail() -> None:
-        audit.login_failed(email=EMAIL)
+        audit.login_failed(email=EMAIL, reason="wrong_password")
 
     async def lock() -> None:
         audit.login_locked(email=EMAIL)
@@ -55,7 +55,7 @@ async def test_auth_events_move_their_counters(audited: httpx.AsyncClient) -> No
         assert (await audited.post(path)).status_code == 200
     after = await scrape(audited)
     for name, labels, moved in [
-        ("auth_login_failures_total", {"reason": "invalid_credentials"}, 2),
+        ("auth_login_failures_total", {"reason": "wrong_password"}, 2),
         ("auth_lockouts_total", {}, 1),
         ("auth_logins_total", {}, 1),
         ("auth_refresh_reuse_detected_total", {}, 1),
@@ -74,7 +74,7 @@ async def test_audit_lines_identify_without_revealing(audited: httpx.AsyncClient
     assert failed["email_sha256"] == hashlib.sha256(EMAIL.lower().encode()).hexdigest()
     assert failed["request_id"] == "login-attempt-1"
     assert failed["client"] == "203.0.113.7"
-    assert failed["reason"] == "invalid_credentials"
+    assert failed["reason"] == "wrong_password"
     reuse = next(line for line in lines if line["event"] == "auth.refresh_reuse_detected")
     assert (reuse["family_id"], reuse["user_id"], reuse["request_id"]) == (
         "fam-9", "u-1", "refresh-2")

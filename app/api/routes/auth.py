@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, 
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
 
+from app import audit
 from app.api.deps import SessionDep
 from app.security import accounts
 from app.security.http import CurrentClaims, get_security, unauthorized
@@ -81,6 +82,7 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: 
     account = accounts.normalize_email(form.username)
     retry_after = await security.login_limit.retry_after(account)
     if retry_after is not None:
+        audit.login_locked(email=account)
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             detail="Too many failed login attempts; try again later",
                             headers={"Retry-After": str(retry_after)})
@@ -88,15 +90,19 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: 
     if user is None or len(form.password) > MAX_PASSWORD_LENGTH:
         await security.passwords.verify_dummy(form.password[:MAX_PASSWORD_LENGTH])
         await security.login_limit.record_failure(account)
+        audit.login_failed(email=account, reason="unknown_account")
         raise unauthorized(BAD_CREDENTIALS)
     matches, upgraded = await security.passwords.verify(form.password, user.password_hash)
     if not matches or not user.is_active:
         await security.login_limit.record_failure(account)
+        audit.login_failed(email=account, user_id=user.id,
+                           reason="wrong_password" if not matches else "inactive")
         raise unauthorized(BAD_CREDENTIALS)
     if upgraded is not None:
         await accounts.replace_hash(session, user.id, upgraded)
     await security.login_limit.reset(account)
     issued = await security.tokens.login(str(user.id))
+    audit.login_succeeded(user_id=user.id)
     response.headers.update(_NO_STORE)
     return TokenPair(access_token=issued.access_token, refresh_token=issued.refresh_token,
                      expires_in=issued.expires_in)
@@ -107,6 +113,8 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: 
 async def refresh(body: RefreshIn, request: Request, security: SecurityDep,
                   response: Response) -> TokenPair:
     rotation, issued = await security.tokens.refresh(body.refresh_token)
+    if rotation.outcome == "reused":
+        audit.refresh_reuse_detected(family_id=rotation.family, user_id=rotation.user_id)
     if issued is None or rotation.user_id is None:
         raise unauthorized(BAD_REFRESH_TOKEN)
     if await accounts.active_identity(request.app.state.engine, rotation.user_id) is None:
@@ -123,4 +131,5 @@ async def refresh(body: RefreshIn, request: Request, security: SecurityDep,
 async def logout(claims: CurrentClaims, security: SecurityDep,
                  body: Annotated[LogoutIn | None, Body()] = None) -> Response:
     await security.tokens.logout(claims, body.refresh_token if body is not None else None)
+    audit.logout(user_id=claims.sub, family_id=claims.sid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

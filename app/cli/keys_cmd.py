@@ -37,8 +37,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     generate.add_argument("--alg", choices=algs, default=DEFAULT_ALG)
     generate.set_defaults(handler=generate_command)
 
-    rotate = actions.add_parser("rotate", help="add a new key to a key-ring file (atomic)")
-    rotate.add_argument("--file", required=True, type=Path)
+    rotate = actions.add_parser("rotate", help="add a new key to a key-ring file (atomic) "
+                                "or to a ring in a cloud secret manager (--ref)")
+    target = rotate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--file", type=Path)
+    target.add_argument("--ref", metavar="REFERENCE",
+                        help="aws-sm://, gcp-sm://, azure-kv:// or vault:// reference: writes a "
+                             "new version (see docs/secrets-providers.md)")
     rotate.add_argument("--alg", choices=algs, default=DEFAULT_ALG)
     rotate.add_argument("--activate-in", type=float, default=0.0, metavar="SECONDS",
                         help="the new key verifies at once and signs from now + SECONDS")
@@ -137,6 +142,10 @@ def write_ring_atomically(path: Path, keys: list[dict[str, Any]]) -> None:
 
 
 def rotate_command(args: argparse.Namespace) -> int:
+    if args.ref is not None:
+        from app.cli.keys_ref import rotate_ref_command
+
+        return rotate_ref_command(args)
     try:
         keys = read_ring_documents(args.file) if args.file.exists() else []
         new = new_jwk(args.alg, activate_in=args.activate_in)

@@ -40,7 +40,7 @@ def writable_reference(text: str) -> Reference:
     reference = parse_reference(text)
     if reference is None or reference.scheme not in WRITABLE_SCHEMES:
         raise SecretFetchError(
-            f"--ref must be a {', '.join(s + '://' for s in WRITABLE_SCHEMES)} reference "
+            f"--ref takes a reference to one of {', '.join(s + '://' for s in WRITABLE_SCHEMES)} "
             "(use --file for a key-ring file)"
         )
     if reference.scheme == "vault" and reference.path.partition("/")[2].startswith("creds/"):

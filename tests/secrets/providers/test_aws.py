@@ -203,3 +203,35 @@ async def open_error_of(job: Any) -> str:
     with pytest.raises(SecretFetchError) as caught:
         await job
     return f"{caught.value.kind}: {caught.value}"
+
+
+def test_keys_rotate_ref_cli_writes_with_the_rotation_role_and_never_prints_keys(
+    moto: MotoServer, app_keys: dict[str, str]
+) -> None:
+    initial = new_ring("EdDSA")
+    created = moto.client("secretsmanager").create_secret(
+        Name=_name(), SecretString=json.dumps({"jwt_keys": initial}))
+    reference = f"aws-sm://{created['Name']}#jwt_keys"
+    rotator = moto.user_allowed("secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue")
+
+    result = run_cli("keys", "rotate", "--ref", reference, "--alg", "EdDSA", "--activate-in",
+                     "600", env=base_env(**moto.env(rotator)))
+    assert result.returncode == 0, result.stderr
+    stored = moto.client("secretsmanager").get_secret_value(SecretId=created["Name"])
+    ring = json.loads(json.loads(stored["SecretString"])["jwt_keys"])["keys"]
+    assert len(ring) == 2
+    new_key, old_key = ring
+    assert old_key == json.loads(initial)["keys"][0]
+    assert new_key["nbf"] >= new_key["iat"] + 600  # verify-only until it activates
+    assert f"added key {new_key['kid']}" in result.stdout
+    assert f"-> {stored['VersionId']}" in result.stdout
+    for key in ring:
+        assert key["d"] not in result.stdout + result.stderr
+
+    refused = run_cli("keys", "rotate", "--ref", reference, env=base_env(**moto.env(app_keys)))
+    assert refused.returncode == 1
+    assert f"keys: {reference}: access denied" in refused.stderr
+
+    not_cloud = run_cli("keys", "rotate", "--ref", "file:///etc/jwt", env=base_env())
+    assert not_cloud.returncode == 1
+    assert "--ref takes a reference to one of aws-sm://" in not_cloud.stderr

@@ -235,3 +235,61 @@ def test_keys_rotate_ref_cli_writes_with_the_rotation_role_and_never_prints_keys
     not_cloud = run_cli("keys", "rotate", "--ref", "file:///etc/jwt", env=base_env())
     assert not_cloud.returncode == 1
     assert "--ref takes a reference to one of aws-sm://" in not_cloud.stderr
+
+
+async def test_rotated_ring_signs_new_tokens_over_http_and_no_request_fails(
+    moto: MotoServer, app_keys: dict[str, str], make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import jwt as pyjwt
+
+    from tests.api.auth_helpers import bearer, login, signed_in
+
+    created = moto.client("secretsmanager").create_secret(
+        Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256")}))
+    reference = f"aws-sm://{created['Name']}#jwt_keys"
+    for name, value in moto.env(app_keys).items():
+        monkeypatch.setenv(name, value)
+    app = create_app(make_settings(jwt_keys=reference, secrets_refresh_seconds=1))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            email, tokens = await signed_in(client)
+            old_kid = pyjwt.get_unverified_header(tokens["access_token"])["kid"]
+            statuses: list[int] = []
+            stop = asyncio.Event()
+
+            async def keep_calling() -> None:
+                while not stop.is_set():
+                    response = await client.get("/api/v1/users/me",
+                                                headers=bearer(tokens["access_token"]))
+                    statuses.append(response.status_code)
+                    await asyncio.sleep(0.02)
+
+            caller = asyncio.create_task(keep_calling())
+            try:
+                rotator = moto.user_allowed("secretsmanager:GetSecretValue",
+                                            "secretsmanager:PutSecretValue")
+                with monkeypatch.context() as job_env:
+                    for name, value in moto.env(rotator).items():
+                        job_env.setenv(name, value)
+                    new_kid, _ = await rotate_ring(make_settings(), reference)
+
+                async def signing_kid_over_http() -> str:
+                    response = await login(client, email)
+                    assert response.status_code == 200
+                    return str(pyjwt.get_unverified_header(
+                        response.json()["access_token"])["kid"])
+
+                for _ in range(100):  # the new key signs within the refresh interval
+                    if await signing_kid_over_http() == new_kid:
+                        break
+                    await asyncio.sleep(0.1)
+                assert await signing_kid_over_http() == new_kid != old_kid
+            finally:
+                stop.set()
+                await caller
+            assert statuses
+            assert set(statuses) == {200}, "tokens signed by the previous key stay valid"

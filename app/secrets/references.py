@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 PROVIDER_MODULES: dict[str, tuple[str, str | None]] = {
     "file": ("app.secrets.providers.file", None),
     "aws-sm": ("app.secrets.providers.aws", "aws"),
+    "aws-rds-iam": ("app.secrets.providers.aws_rds_iam", "aws"),
     "gcp-sm": ("app.secrets.providers.gcp", "gcp"),
     "azure-kv": ("app.secrets.providers.azure", "azure"),
     "vault": ("app.secrets.providers.vault", "vault"),

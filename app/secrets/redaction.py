@@ -5,8 +5,8 @@ it sees every record any logger propagates. At filter time it asks the registere
 for their CURRENT values (they are pulled, never copied, so a rotated secret is covered from the
 moment it is loaded) and replaces each one, and its URL-encoded and base64 forms, with
 `[REDACTED]` in the formatted message, the exception text and the stack text. `Authorization`
-header values, Bearer tokens and JWTs are masked too: they are credentials even though they are
-not configured secrets.
+header values, Bearer tokens, JWTs and passwords inside URLs are masked too: they are credentials
+even though they are not configured secrets.
 
 The filter rewrites the record in place (`msg` becomes the redacted text, `args` is cleared,
 `exc_text` holds the redacted traceback and `exc_info` is dropped), so every handler after it and
@@ -47,6 +47,7 @@ _HEADER = re.compile(
 _BEARER = re.compile(
     r"\b(Bearer|bearer|BEARER|Basic|BASIC)(\s+)[A-Za-z0-9\-._~+/]{8,}=*"
 )
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)([^@/?#\s]+)(@)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 
@@ -70,6 +71,7 @@ def register_secret_source(
     getter: Callable[[], Iterable[str]] = source if callable(source) else source.values
     with _sources_lock:
         _sources.append(getter)
+    install_on_root()  # also covers processes that never called configure_logging
 
     def unregister() -> None:
         with _sources_lock:
@@ -170,6 +172,7 @@ def redact(text: str, values: list[str] | None = None) -> str:
         text = pattern.sub(REDACTED, text)
     text = _HEADER.sub(lambda m: m.group(1) + REDACTED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}", text)
     return _JWT.sub(REDACTED, text)
 
 
@@ -228,9 +231,12 @@ def install_redaction(handler: logging.Handler) -> None:
 
 
 def install_on_root() -> None:
-    """Every handler of the root logger redacts; records from all loggers propagate to them."""
+    """Every handler of the root logger redacts (records from all loggers propagate to them), and
+    so does `logging.lastResort`, which prints warnings when no handler is configured at all."""
     for handler in logging.getLogger().handlers:
         install_redaction(handler)
+    if logging.lastResort is not None:
+        install_redaction(logging.lastResort)
 
 
 __all__ = [

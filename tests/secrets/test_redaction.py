@@ -111,6 +111,7 @@ async def test_rotated_value_is_masked_from_the_moment_it_loads(
         "sent bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2ln",
         "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2ln in a query",
         '"Proxy-Authorization": "Digest username=x, response=abcdef0123"',
+        "cannot connect to postgresql+asyncpg://app:url-pw-abcdef0123@db:5432/app",
     ],
 )
 def test_credentials_in_headers_and_tokens_are_masked(sink: io.StringIO, line: str) -> None:
@@ -118,13 +119,17 @@ def test_credentials_in_headers_and_tokens_are_masked(sink: io.StringIO, line: s
     output = sink.getvalue()
     assert REDACTED in output
     for credential in ("abc.def-ghi_jkl+mno", "dXNlcjpwYXNzd29yZA==", "c2lnbmF0dXJlc2ln",
-                       "response=abcdef0123"):
+                       "response=abcdef0123", "url-pw-abcdef0123"):
         assert credential not in output
 
 
-def test_ordinary_lines_are_untouched(sink: io.StringIO) -> None:
-    logging.getLogger("tests.redaction").info("GET /health/ready 200 basic check ok")
-    assert sink.getvalue().strip() == "INFO GET /health/ready 200 basic check ok"
+@pytest.mark.parametrize("line", [
+    "GET /health/ready 200 basic check ok",
+    "connecting to redis://127.0.0.1:6379/0 and postgresql://app@db:5432/app",
+])
+def test_ordinary_lines_are_untouched(sink: io.StringIO, line: str) -> None:
+    logging.getLogger("tests.redaction").info(line)
+    assert sink.getvalue().strip() == f"INFO {line}"
 
 
 async def test_configure_logging_installs_the_filter_on_every_root_handler() -> None:

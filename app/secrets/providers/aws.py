@@ -34,6 +34,7 @@ from app.secrets.errors import (
     SecretUnreachable,
 )
 from app.secrets.providers._blocking import BlockingRunner
+from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers._options import split_options
 from app.secrets.providers.base import Fetched
 
@@ -150,4 +151,5 @@ class AwsSecretsManagerProvider:
 
 
 def create_provider(settings: Settings) -> AwsSecretsManagerProvider:
+    quiet_sdk_loggers("botocore", "boto3", "urllib3")
     return AwsSecretsManagerProvider(settings.secrets_fetch_timeout_seconds)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from app.secrets.errors import SecretFetchError
 from app.secrets.providers._blocking import BlockingRunner
+from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers.aws import translate
 from app.secrets.providers.base import Fetched
 
@@ -72,4 +73,5 @@ class RdsIamTokenProvider:
 
 
 def create_provider(settings: Settings) -> RdsIamTokenProvider:
+    quiet_sdk_loggers("botocore", "boto3", "urllib3")
     return RdsIamTokenProvider(settings.database_url)

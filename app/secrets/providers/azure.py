@@ -31,6 +31,7 @@ from app.secrets.errors import (
     SecretUnreachable,
 )
 from app.secrets.providers._blocking import BlockingRunner
+from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers.base import Fetched
 
 if TYPE_CHECKING:
@@ -134,5 +135,6 @@ class AzureKeyVaultProvider:
 
 
 def create_provider(settings: Settings) -> AzureKeyVaultProvider:
+    quiet_sdk_loggers("azure", "msal", "urllib3")
     template = os.environ.get(URL_TEMPLATE_VARIABLE) or DEFAULT_URL_TEMPLATE
     return AzureKeyVaultProvider(settings.secrets_fetch_timeout_seconds, template)

@@ -28,6 +28,7 @@ from app.secrets.errors import (
     SecretUnreachable,
 )
 from app.secrets.providers._blocking import BlockingRunner
+from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers.base import Fetched
 
 if TYPE_CHECKING:
@@ -134,5 +135,6 @@ class GcpSecretManagerProvider:
 
 
 def create_provider(settings: Settings) -> GcpSecretManagerProvider:
+    quiet_sdk_loggers("google", "urllib3")
     return GcpSecretManagerProvider(settings.secrets_fetch_timeout_seconds,
                                     os.environ.get(ENDPOINT_VARIABLE) or None)

@@ -38,6 +38,7 @@ from app.secrets.errors import (
     SecretUnreachable,
 )
 from app.secrets.providers._blocking import BlockingRunner
+from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers._options import split_options
 from app.secrets.providers.base import Fetched
 
@@ -278,4 +279,5 @@ class VaultProvider:
 
 
 def create_provider(settings: Settings) -> VaultProvider:
+    quiet_sdk_loggers("hvac", "urllib3")
     return VaultProvider(settings.secrets_fetch_timeout_seconds, VaultAuth.from_env(os.environ))

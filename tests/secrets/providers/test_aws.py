@@ -293,3 +293,22 @@ async def test_rotated_ring_signs_new_tokens_over_http_and_no_request_fails(
                 await caller
             assert statuses
             assert set(statuses) == {200}, "tokens signed by the previous key stay valid"
+
+
+@pytest.mark.usefixtures("as_app")
+async def test_debug_logging_never_shows_the_secret_or_its_other_fields(
+    moto: MotoServer, make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    value, sibling = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+    created = moto.client("secretsmanager").create_secret(
+        Name=_name(), SecretString=json.dumps({"jwt": value, "sibling": sibling}))
+    caplog.set_level(logging.DEBUG)  # as with LOG_LEVEL=debug
+    store = await SecretStore.open(make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt"))
+    await store.aclose()
+    assert store.get("JWT_KEYS").get_secret_value() == value  # type: ignore[union-attr]
+    assert caplog.records, "debug logging was on"
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert value not in logged
+    assert sibling not in logged

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,48 @@ async def rotate_ring(settings: Settings, reference: str) -> tuple[str, str | No
 
     written = await update_secret(settings, reference, add_key)
     return added["kid"], written.version
+
+
+async def signing_follows_rotation_over_http(
+    app: Any, rotate: Callable[[], Awaitable[str]], timeout: float = 10.0
+) -> None:
+    """With requests running throughout, `rotate()` changes the ring in the backend and returns
+    the new kid: new logins get tokens signed by it within `timeout`, and no request fails
+    (tokens from the previous key stay valid)."""
+    import httpx
+    import jwt as pyjwt
+
+    from tests.api.auth_helpers import bearer, login, signed_in
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        email, tokens = await signed_in(client)
+        old_kid = pyjwt.get_unverified_header(tokens["access_token"])["kid"]
+        statuses: list[int] = []
+        stop = asyncio.Event()
+
+        async def keep_calling() -> None:
+            while not stop.is_set():
+                response = await client.get("/api/v1/users/me",
+                                            headers=bearer(tokens["access_token"]))
+                statuses.append(response.status_code)
+                await asyncio.sleep(0.02)
+
+        async def kid_of_a_new_login() -> str:
+            response = await login(client, email)
+            assert response.status_code == 200, response.text
+            return str(pyjwt.get_unverified_header(response.json()["access_token"])["kid"])
+
+        caller = asyncio.create_task(keep_calling())
+        try:
+            new_kid = await rotate()
+            assert new_kid != old_kid
+            deadline = time.monotonic() + timeout
+            while await kid_of_a_new_login() != new_kid:
+                assert time.monotonic() < deadline, "the new key did not start signing in time"
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await caller
+        assert statuses
+        assert set(statuses) == {200}, "no request may fail during the rotation"

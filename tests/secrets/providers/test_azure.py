@@ -3,6 +3,7 @@ against a fake Key Vault over TLS (a certificate generated for this run)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.cli.keys_cmd import new_jwk
 from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
@@ -17,6 +19,7 @@ from tests.secrets.providers.conftest import (
     new_ring,
     open_error,
     rotate_ring,
+    signing_follows_rotation_over_http,
     signing_kid,
     wait_for,
 )
@@ -134,3 +137,19 @@ async def test_rotation_job_sets_a_new_version(
         assert service.entry("JWT_KEYS").version == version  # type: ignore[union-attr]
     finally:
         await service.aclose()
+
+
+async def test_a_new_version_reaches_jwt_signing_within_the_refresh_interval(
+    azure: FakeKeyVault, make_settings: SettingsFactory
+) -> None:
+    first = new_jwk("HS256")
+    azure.add("jwt-keys", json.dumps({"keys": [first]}))
+    app = create_app(make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=1))
+    async with app.router.lifespan_context(app):
+
+        async def set_version() -> str:
+            second = new_jwk("HS256")
+            azure.add("jwt-keys", json.dumps({"keys": [second, first]}))
+            return str(second["kid"])
+
+        await signing_follows_rotation_over_http(app, set_version)

@@ -3,22 +3,23 @@ against a fake of the two documented REST calls used."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from app.cli.keys_cmd import new_jwk
 from app.main import create_app
 from app.secrets import SecretStore
-from app.security.keyring import KeyRing
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
     new_ring,
     open_error,
     rotate_ring,
+    signing_follows_rotation_over_http,
     signing_kid,
-    wait_for,
 )
 from tests.support.cloud.gcp import PROJECT, FakeSecretManager
 from tests.support.server import free_port
@@ -100,21 +101,18 @@ async def test_permission_denied_is_not_reported_as_missing(
 async def test_a_new_version_reaches_jwt_signing_without_restart(
     gcp: FakeSecretManager, make_settings: SettingsFactory
 ) -> None:
-    first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
-    gcp.add("jwt-keys", first)
+    first = new_jwk("HS256")
+    gcp.add("jwt-keys", json.dumps({"keys": [first]}))
     app = create_app(make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=1))
     async with app.router.lifespan_context(app):
-        store: SecretStore = app.state.secrets
 
-        def signing_kid() -> str | None:
-            key = KeyRing.parse(store.get("JWT_KEYS").get_secret_value()).signing_key()  # type: ignore[union-attr]
-            return key.kid if key is not None else None
+        async def add_version() -> str:
+            second = new_jwk("HS256")
+            gcp.add("jwt-keys", json.dumps({"keys": [second, first]}))
+            return str(second["kid"])
 
-        old_kid = signing_kid()
-        gcp.add("jwt-keys", second)
-        await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
-        assert signing_kid() not in (None, old_kid)
-        assert store.entry("JWT_KEYS").version == "2"  # type: ignore[union-attr]
+        await signing_follows_rotation_over_http(app, add_version)
+        assert app.state.secrets.entry("JWT_KEYS").version == "2"
 
 
 async def test_rotation_job_adds_a_version(

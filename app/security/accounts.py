@@ -29,7 +29,8 @@ def checked_email(email: str) -> str:
     if not candidate or len(candidate) > MAX_EMAIL_LENGTH:
         raise ValueError("must be a valid email address")
     try:
-        validate_email(candidate, check_deliverability=False)
+        validate_email(candidate, check_deliverability=False, globally_deliverable=False,
+                       test_environment=True)
     except EmailNotValidError:
         raise ValueError("must be a valid email address") from None
     return candidate

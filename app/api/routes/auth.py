@@ -30,7 +30,8 @@ MAX_TOKEN_FIELD = 512
 
 
 class RegisterIn(BaseModel):
-    email: str = Field(max_length=accounts.MAX_EMAIL_LENGTH, examples=["user@example.com"])
+    email: str = Field(max_length=accounts.MAX_EMAIL_LENGTH, examples=["user@example.com"],
+                       json_schema_extra={"format": "email"})
     password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)
 
     @field_validator("email")
@@ -59,11 +60,14 @@ class LogoutIn(BaseModel):
     refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_FIELD)
 
 
+_UNPARSABLE: dict[int | str, dict[str, object]] = {
+    400: {"description": "the body could not be parsed"}}
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses={409: {"description": "an account with this email exists"}})
+             responses={**_UNPARSABLE,
+                        409: {"description": "an account with this email exists"}})
 async def register(body: RegisterIn, session: SessionDep, security: SecurityDep) -> UserOut:
     password_hash = await security.passwords.hash(body.password)
     try:
@@ -75,7 +79,7 @@ async def register(body: RegisterIn, session: SessionDep, security: SecurityDep)
 
 
 @router.post("/login", response_model=TokenPair,
-             responses={401: {"description": "bad credentials"},
+             responses={**_UNPARSABLE, 401: {"description": "bad credentials"},
                         429: {"description": "too many failed attempts for this account"}})
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
                 security: SecurityDep, response: Response) -> TokenPair:
@@ -109,7 +113,8 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: 
 
 
 @router.post("/refresh", response_model=TokenPair,
-             responses={401: {"description": "invalid, expired, revoked or reused token"}})
+             responses={**_UNPARSABLE,
+                        401: {"description": "invalid, expired, revoked or reused token"}})
 async def refresh(body: RefreshIn, request: Request, security: SecurityDep,
                   response: Response) -> TokenPair:
     rotation, issued = await security.tokens.refresh(body.refresh_token)
@@ -127,7 +132,8 @@ async def refresh(body: RefreshIn, request: Request, security: SecurityDep,
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
-             responses={401: {"description": "missing, invalid or revoked access token"}})
+             responses={**_UNPARSABLE,
+                        401: {"description": "missing, invalid or revoked access token"}})
 async def logout(claims: CurrentClaims, security: SecurityDep,
                  body: Annotated[LogoutIn | None, Body()] = None) -> Response:
     await security.tokens.logout(claims, body.refresh_token if body is not None else None)

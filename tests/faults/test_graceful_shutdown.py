@@ -18,15 +18,16 @@ from tests.faults.conftest import fault_server_env
 from tests.support.private_services import PrivatePostgres, PrivateRedis
 from tests.support.server import ServerProcess, serve
 
-APPLICATION_NAME = "fastapi-secrets-template"
 IN_FLIGHT = 20
 GRACEFUL_TIMEOUT_SECONDS = 10
 PAUSE_SECONDS = 1.5
 
 
 def app_connections(cluster: PrivatePostgres) -> int:
+    # The app's engine sets application_name = 'fastapi-secrets-template' (app/db.py).
     return int(cluster.psql(
-        f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{APPLICATION_NAME}'"
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE application_name = 'fastapi-secrets-template'"
     ))
 
 

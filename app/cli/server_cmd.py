@@ -65,7 +65,8 @@ def serve_command(args: argparse.Namespace) -> int:
             asyncio.run(_check_secrets(settings))
         except ConfigError as exc:
             return report(exc)
-        uvicorn.run("app.main:create_app", factory=True, workers=settings.workers, **common)
+        uvicorn.run("app.cli.server_cmd:worker_app", factory=True, workers=settings.workers,
+                    **common)
         return 0
 
     async def run() -> None:
@@ -82,6 +83,17 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return report(exc)
     return 0
+
+
+def worker_app() -> Any:
+    """The app factory of each uvicorn worker process (WORKERS > 1). A worker is a fresh
+    interpreter: configure its logging too, or its lines would bypass the JSON formatter."""
+    from app.logs import configure_logging
+    from app.main import create_app
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 async def _check_secrets(settings: Settings) -> None:

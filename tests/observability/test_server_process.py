@@ -53,3 +53,17 @@ def test_served_logs_are_json_with_request_ids_and_no_secrets(
                "tcp-login-1" for line in audit)
     for needle in (canary, password, email, "Bearer "):
         assert needle not in output
+
+
+def test_every_worker_logs_json(server_env: dict[str, str], tmp_path: Path) -> None:
+    """With WORKERS > 1 each worker is a new interpreter: its lines must be JSON too."""
+    with serve({**server_env, "WORKERS": "2"}, tmp_path, timeout=60) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for n in range(6):
+                client.get("/api/v1/users/me", headers={"X-Request-ID": f"w-{n}"})
+        server.process.terminate()
+        server.process.wait(timeout=30)
+        output = server.output()
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "app.access"]
+    assert {line["request_id"] for line in access} >= {f"w-{n}" for n in range(6)}

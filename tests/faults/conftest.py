@@ -151,12 +151,12 @@ async def fault_client(fault_settings: FaultSettings) -> AsyncIterator[httpx.Asy
         yield client
 
 
-async def wait_for_status(client: httpx.AsyncClient, path: str, status: int,
-                          within: float) -> httpx.Response:
+async def wait_for_status(client: httpx.AsyncClient, path: str, status: int, within: float,
+                          headers: dict[str, str] | None = None) -> httpx.Response:
     """Poll until `path` answers `status`; fail with the last answer after `within` seconds."""
     deadline = time.monotonic() + within
     while True:
-        response = await client.get(path)
+        response = await client.get(path, headers=headers)
         if response.status_code == status or time.monotonic() > deadline:
             return response
         await asyncio.sleep(0.1)

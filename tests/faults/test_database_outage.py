@@ -4,11 +4,15 @@ detected by pre-ping and replaced)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
+from app.main import create_app
+from tests.faults.accounts import register_and_login
 from tests.faults.conftest import FaultSettings, postgres_down, running_app
-from tests.faults.db_probe import PROBE_PATH, app_with_probe
 from tests.support.private_services import PrivatePostgres
+
+ME = "/api/v1/users/me"
 
 
 async def test_database_outage_is_503_within_timeouts_and_recovers(
@@ -16,21 +20,32 @@ async def test_database_outage_is_503_within_timeouts_and_recovers(
 ) -> None:
     settings = fault_settings(db_connect_timeout_seconds=2.0, db_pool_timeout_seconds=2.0)
     budget = settings.db_connect_timeout_seconds + settings.db_pool_timeout_seconds + 1
-    async with running_app(app_with_probe(settings)) as client:
+    async with running_app(create_app(settings)) as client:
+        bearer = await register_and_login(client)
         # Warm the pool so the outage hits connections the pool believes are healthy.
         for _ in range(3):
-            assert (await client.get(PROBE_PATH)).status_code == 200
+            assert (await client.get(ME, headers=bearer)).status_code == 200
 
         with postgres_down(fault_pg):
-            for path in (PROBE_PATH, "/health/ready", PROBE_PATH):
+            newcomer = {"email": f"down-{secrets.token_hex(4)}@example.com",
+                        "password": secrets.token_urlsafe(16)}
+            attempts = [
+                ("GET", ME, {"headers": bearer}),
+                ("POST", "/api/v1/auth/register", {"json": newcomer}),
+                ("POST", "/api/v1/auth/login",
+                 {"data": {"username": newcomer["email"], "password": newcomer["password"]}}),
+                ("GET", "/health/ready", {}),
+                ("GET", ME, {"headers": bearer}),
+            ]
+            for method, path, options in attempts:
                 started = time.monotonic()
-                response = await client.get(path)
+                response = await client.request(method, path, **options)  # type: ignore[arg-type]
                 elapsed = time.monotonic() - started
                 assert response.status_code == 503, (path, response.status_code, response.text)
                 assert elapsed < budget, f"{path} took {elapsed:.1f}s with PostgreSQL down"
             assert (await client.get("/health/ready")).json()["checks"]["database"] != "ok"
             assert (await client.get("/health/live")).status_code == 200
 
-        statuses = [(await client.get(PROBE_PATH)).status_code for _ in range(20)]
+        statuses = [(await client.get(ME, headers=bearer)).status_code for _ in range(20)]
         assert statuses == [200] * 20
         assert (await client.get("/health/ready")).status_code == 200

@@ -10,14 +10,18 @@ import time
 import asyncpg
 import httpx
 
+from app.main import create_app
+from tests.faults.accounts import register_and_login
 from tests.faults.conftest import APP_DATABASE, FaultSettings, running_app
-from tests.faults.db_probe import PROBE_PATH, app_with_probe
 from tests.support.private_services import PrivatePostgres
 
+ME = "/api/v1/users/me"
 
-async def _timed_get(client: httpx.AsyncClient, path: str) -> tuple[int, float]:
+
+async def _timed_get(client: httpx.AsyncClient, path: str,
+                     headers: dict[str, str]) -> tuple[int, float]:
     started = time.monotonic()
-    response = await client.get(path)
+    response = await client.get(path, headers=headers)
     return response.status_code, time.monotonic() - started
 
 
@@ -40,14 +44,15 @@ async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
     capacity = settings.db_pool_size + settings.db_max_overflow
     excess = 3
     dsn = fault_pg.admin_dsn.rsplit("/", 1)[0] + f"/{APP_DATABASE}"
-    async with running_app(app_with_probe(settings)) as client:
+    async with running_app(create_app(settings)) as client:
+        bearer = await register_and_login(client)
         locker = await asyncpg.connect(dsn)
         try:
             transaction = locker.transaction()
             await transaction.start()
             await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
 
-            tasks = [asyncio.create_task(_timed_get(client, PROBE_PATH))
+            tasks = [asyncio.create_task(_timed_get(client, ME, bearer))
                      for _ in range(capacity + excess)]
             await _wait_for(tasks, count=excess, within=settings.db_pool_timeout_seconds + 5)
             await asyncio.sleep(0.3)  # anything else finishing now would be a wrong answer
@@ -66,5 +71,5 @@ async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
         held = await asyncio.gather(*pending)
         assert [status for status, _ in held] == [200] * capacity
 
-        statuses = await asyncio.gather(*(client.get(PROBE_PATH) for _ in range(20)))
+        statuses = await asyncio.gather(*(client.get(ME, headers=bearer) for _ in range(20)))
         assert [response.status_code for response in statuses] == [200] * 20

@@ -1,14 +1,20 @@
-"""Redis stopped: readiness says so quickly, liveness does not care, nothing is a 500;
-Redis back: the same app recovers on its own."""
+"""Redis stopped: readiness says so quickly, liveness does not care, protected endpoints fail
+closed with 503 (a revoked token is never accepted, nothing is a 500); Redis back: the same app
+recovers on its own."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import time
 
 import httpx
 
+from tests.faults.accounts import login
 from tests.faults.conftest import redis_down, wait_for_status
 from tests.support.private_services import PrivateRedis
+
+ME = "/api/v1/users/me"
 
 
 async def test_redis_outage_is_503_on_ready_within_3s_and_recovers(
@@ -32,3 +38,46 @@ async def test_redis_outage_is_503_on_ready_within_3s_and_recovers(
     assert recovered.status_code == 200, recovered.text
     for _ in range(10):
         assert (await fault_client.get("/health/ready")).status_code == 200
+
+
+async def test_redis_outage_fails_closed_on_protected_endpoints_and_recovers(
+    fault_client: httpx.AsyncClient, fault_redis: PrivateRedis
+) -> None:
+    email, password = f"outage-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
+    registered = await fault_client.post("/api/v1/auth/register",
+                                         json={"email": email, "password": password})
+    assert registered.status_code == 201, registered.text
+    valid = await login(fault_client, email, password)
+    revoked = await login(fault_client, email, password)
+    assert (await fault_client.post("/api/v1/auth/logout", headers=revoked)).status_code == 204
+    assert (await fault_client.get(ME, headers=valid)).status_code == 200
+    assert (await fault_client.get(ME, headers=revoked)).status_code == 401
+
+    with redis_down(fault_redis):
+        # The valid token may still pass while the revocation mirror is provably fresh; it
+        # must turn into 503 soon after. The revoked one is never accepted at any point.
+        deadline = time.monotonic() + 8
+        valid_status = 200
+        while time.monotonic() < deadline:
+            valid_status = (await fault_client.get(ME, headers=valid)).status_code
+            revoked_status = (await fault_client.get(ME, headers=revoked)).status_code
+            assert valid_status in {200, 503}
+            assert revoked_status in {401, 503}
+            if valid_status == 503:
+                break
+            await asyncio.sleep(0.2)
+        assert valid_status == 503, "protected endpoint kept answering without Redis"
+        assert (await fault_client.get(ME, headers=revoked)).status_code in {401, 503}
+
+        logout = await fault_client.post("/api/v1/auth/logout", headers=valid)
+        assert logout.status_code == 503
+        attempt = await fault_client.post("/api/v1/auth/login",
+                                          data={"username": email, "password": password})
+        assert attempt.status_code == 503
+        assert (await fault_client.get("/health/live")).status_code == 200
+
+    recovered = await wait_for_status(fault_client, ME, 200, within=10, headers=valid)
+    assert recovered.status_code == 200, recovered.text
+    for _ in range(10):
+        assert (await fault_client.get(ME, headers=valid)).status_code == 200
+        assert (await fault_client.get(ME, headers=revoked)).status_code == 401

@@ -62,3 +62,69 @@ def test_garbage_content_length_is_a_4xx(server: ServerProcess) -> None:
     request = b"POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n"
     status = raw_request(server, request)
     assert 400 <= status < 500
+
+
+REGISTER = "/api/v1/auth/register"
+
+
+def test_declared_json_body_over_the_limit_is_413(server: ServerProcess) -> None:
+    body = b'{"email": "big@example.com", "password": "' + b"p" * MAX_BODY_BYTES + b'"}'
+    response = httpx.post(f"{server.url}{REGISTER}", content=body,
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413
+
+
+def test_chunked_body_over_the_limit_is_413(server: ServerProcess) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"email": "big@example.com", "password": "'
+        for _ in range(MAX_BODY_BYTES // 512 + 2):
+            yield b"p" * 512
+        yield b'"}'
+
+    # A generator body is sent with Transfer-Encoding: chunked and no Content-Length.
+    response = httpx.post(f"{server.url}{REGISTER}", content=chunks(),
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+
+
+def test_chunked_body_under_the_limit_is_processed(server: ServerProcess) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"email": "not-an-email", '
+        yield b'"password": "short"}'
+
+    response = httpx.post(f"{server.url}{REGISTER}", content=chunks(),
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"email": "a@example.com", "password": '),
+        ("application/json", b"\xff\xfe\x00garbage"),
+        ("application/json", b"[1, 2, 3]"),
+        ("application/json", b'"just a string"'),
+        ("application/json", b""),
+        ("text/plain", b'{"email": "a@example.com", "password": "long enough pw"}'),
+        ("application/xml", b"<user><email>a@example.com</email></user>"),
+        ("application/x-www-form-urlencoded", b"email=a%40example.com&password=long+enough"),
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nbroken"),
+        ("application/json; charset=utf-16", b'{"email": 1}'),
+    ],
+)
+def test_malformed_or_mistyped_bodies_are_4xx(server: ServerProcess, content_type: str,
+                                              body: bytes) -> None:
+    response = httpx.post(f"{server.url}{REGISTER}", content=body,
+                          headers={"Content-Type": content_type}, timeout=10)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+
+
+def test_malformed_login_form_is_4xx(server: ServerProcess) -> None:
+    for content_type, body in [("application/x-www-form-urlencoded", b"%%%=&&&"),
+                               ("application/json", b'{"username": "x", "password": "y"}'),
+                               ("multipart/form-data; boundary=q", b"--q\r\nno end")]:
+        response = httpx.post(f"{server.url}/api/v1/auth/login", content=body,
+                              headers={"Content-Type": content_type}, timeout=10)
+        assert 400 <= response.status_code < 500, (content_type, response.status_code)

@@ -161,13 +161,18 @@ class SecretStore:
         So the file signatures are taken before and after the reads (a seqlock); if any moved,
         the batch is read again.
         """
-        results: list[SecretEntry | str] = []
-        for _attempt in range(CONSISTENT_READ_ATTEMPTS):
-            before = [self._signature(n) for n in names]
-            results = list(await asyncio.gather(*(self._fetch(self.bindings[n]) for n in names)))
-            if [self._signature(n) for n in names] == before:
+        files = [n for n in names if self.bindings[n].signature is not None]
+        before = [self._signature(n) for n in files]
+        results = dict(zip(names, await asyncio.gather(
+            *(self._fetch(self.bindings[n]) for n in names)), strict=True))
+        for _attempt in range(CONSISTENT_READ_ATTEMPTS - 1):
+            after = [self._signature(n) for n in files]
+            if after == before:
                 break
-        return results
+            before = after  # only the files are read again; remote backends are not re-asked
+            results.update(zip(files, await asyncio.gather(
+                *(self._fetch(self.bindings[n]) for n in files)), strict=True))
+        return [results[n] for n in names]
 
     def _generate(self, name: str) -> SecretEntry:
         value = secrets.token_urlsafe(48)

@@ -74,3 +74,22 @@ def test_development_reports_a_generated_jwt_key(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert rows(result.stdout)["JWT_KEYS"][:2] == ["generated", "generated"]
     assert "secrets init" in result.stderr  # the warning says how to make persistent ones
+
+
+def test_dotenv_is_read_in_development_only(tmp_path: Path) -> None:
+    dotenv_key = "dotenv-" + secrets.token_urlsafe(40)
+    (tmp_path / ".env").write_text(f"JWT_KEYS={dotenv_key}\nJWT_ISSUER=from-dotenv\n")
+
+    development = run_cli("config", "check", env=base_env(APP_ENV="development"), cwd=tmp_path)
+    assert development.returncode == 0, development.stdout + development.stderr
+    table = rows(development.stdout)
+    assert table["JWT_KEYS"][:2] == ["env", "ok"]  # a .env value is an environment value
+    assert table["JWT_ISSUER"][:2] == [".env", "ok"]
+
+    production = run_cli("config", "check", env=base_env(APP_ENV="production"), cwd=tmp_path)
+    assert production.returncode == 1
+    assert rows(production.stdout)["JWT_KEYS"][1] == "error"
+    assert "config error: JWT_KEYS (searched" in production.stderr
+    assert rows(production.stdout)["JWT_ISSUER"][0] == "default"
+    for result in (development, production):
+        assert dotenv_key not in result.stdout + result.stderr

@@ -182,13 +182,17 @@ class KeyRing:
 
     @classmethod
     def parse(cls, text: str) -> KeyRing:
-        """A JWK Set (`{"keys": [...]}`) or newline-separated raw HMAC secrets (first = newest)."""
+        """A JWK Set (`{"keys": [...]}`), a single JWK, or newline-separated raw HMAC secrets
+        (first = newest)."""
         stripped = text.strip()
         if stripped.startswith("{"):
             try:
                 document = json.loads(stripped)
             except ValueError:
                 raise KeyRingError("looks like JSON but is not valid JSON") from None
+            if isinstance(document, dict) and "keys" not in document and "kty" in document:
+                # One bare JWK, as `keys generate` prints it: a ring of one key.
+                document = {"keys": [document]}
             return cls.from_jwks(document)
         return cls.from_raw_secrets(stripped.splitlines())
 

@@ -159,3 +159,10 @@ def test_kid_lookup_tries_exactly_one_key_in_a_ring_of_1000() -> None:
     with pytest.raises(TokenRejected):
         verify(ring, renamed)
     assert ring.stats["signature_checks"] == 1
+
+
+def test_a_single_jwk_as_printed_by_keys_generate_is_a_ring_of_one() -> None:
+    document = new_jwk("EdDSA")
+    ring = KeyRing.parse(json.dumps(document))
+    assert [key.kid for key in ring.keys] == [document["kid"]]
+    assert verify(ring, ring.sign(claims(), "at+jwt"))["sub"]

@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 
-# Local development defaults (override on the command line or in .env).
-export DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/app
-export REDIS_URL ?= redis://127.0.0.1:6379/0
+# Local development defaults for `make run` / `make migrate` (override on the command line or
+# in .env); tests pick their own services (TEST_DATABASE_URL, TEST_REDIS_URL).
+run migrate: export DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/app
+run migrate: export REDIS_URL ?= redis://127.0.0.1:6379/0
+
+# Tools installed into the venv (kubectl wheel fallback, hadolint, actionlint) are found first.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install lock run migrate test test-fast lint format up down bench clean
 

@@ -59,7 +59,10 @@ up: ## create missing dev secrets in ./secrets, then docker compose up --build
 down:
 	docker compose down
 
-bench: ## benchmarks (ratios; see bench/README.md), not part of make test
+bench: ## benchmarks (ratios; see bench/README.md), not part of make test; installs wrk if missing
+	@command -v wrk >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
 	$(PY) -m bench
 
 clean:

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -69,7 +70,8 @@ def pool_recycle_seconds(settings: Settings, store: SecretStore) -> int:
     return cap if configured < 0 else min(configured, cap)
 
 
-def create_engine(settings: Settings, store: SecretStore) -> AsyncEngine:
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg arguments shared by pooled connections and dedicated ones (timeouts, TLS, name)."""
     connect_args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout_seconds,
         "command_timeout": settings.db_statement_timeout_seconds,
@@ -81,15 +83,39 @@ def create_engine(settings: Settings, store: SecretStore) -> AsyncEngine:
     ssl_arg = _ssl_argument(settings)
     if ssl_arg is not None:
         connect_args["ssl"] = ssl_arg
-    engine = create_async_engine(
-        database_url(settings),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_recycle=pool_recycle_seconds(settings, store),
-        pool_pre_ping=True,
-        connect_args=connect_args,
-    )
+    return connect_args
+
+
+#: URL query options that SQLAlchemy's asyncpg dialect consumes itself (not asyncpg's).
+_DIALECT_ONLY_OPTIONS = {"prepared_statement_cache_size", "prepared_statement_name_func"}
+
+
+async def connect_dedicated(settings: Settings, store: SecretStore) -> asyncpg.Connection:
+    """One asyncpg connection outside the pool (e.g. a LISTEN connection), opened exactly like a
+    pooled one: same target, TLS, timeouts, application_name and CURRENT credentials."""
+    url = database_url(settings)
+    params: dict[str, Any] = url.translate_connect_args(username="user")
+    params.update({key: value for key, value in url.query.items()
+                   if key not in _DIALECT_ONLY_OPTIONS and isinstance(value, str)})
+    params.update(_connect_args(settings))
+    params.update(current_credentials(settings, store))
+    return await asyncpg.connect(**params)
+
+
+def create_engine(settings: Settings, store: SecretStore, **options: Any) -> AsyncEngine:
+    """The pooled engine; `options` override `create_async_engine` arguments (the user-lookup
+    reader in app/security/users_cache.py uses a small AUTOCOMMIT pool on the same hooks)."""
+    connect_args = _connect_args(settings)
+    arguments: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+        "pool_recycle": pool_recycle_seconds(settings, store),
+        "pool_pre_ping": True,
+        "connect_args": connect_args,
+    }
+    arguments.update(options)
+    engine = create_async_engine(database_url(settings), **arguments)
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _inject_credentials(

@@ -23,6 +23,7 @@ from app.observability.setup import install_observability
 from app.secrets import SecretStore
 from app.secrets.redaction import register_secret_source
 from app.security.runtime import Security
+from app.security.users_cache import UserDirectory
 
 
 def create_app(settings: Settings | None = None, *, store: SecretStore | None = None) -> FastAPI:
@@ -42,14 +43,17 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
         app.state.security = Security.create(settings, secrets, redis)
+        app.state.users = UserDirectory(settings, secrets)  # NOTIFY-invalidated user cache
         secrets.start()
         app.state.security.start()
+        app.state.users.start()
         observability.start(app)  # metrics follow the store; key-ring changes are audited
         try:
             yield
         finally:
             observability.stop()
             await app.state.security.aclose()
+            await app.state.users.aclose()
             await secrets.aclose()
             await redis.aclose()
             await engine.dispose()

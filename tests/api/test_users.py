@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import asyncpg
 import httpx
 from argon2 import extract_parameters
@@ -20,13 +23,29 @@ async def _sql(database_url: str, query: str, *args: object) -> object:
         await connection.close()
 
 
-async def test_disabled_user_gets_401_at_once(client: httpx.AsyncClient,
-                                              database_url: str) -> None:
+async def _me_status_becomes(client: httpx.AsyncClient, headers: dict[str, str],
+                             expected: int, within: float = 2.0) -> list[int]:
+    """Poll /users/me until it answers `expected` (the user cache learns of a change by NOTIFY,
+    within milliseconds; docs/jwt.md "User status and caching")."""
+    seen: list[int] = []
+    deadline = time.monotonic() + within
+    while True:
+        seen.append((await client.get("/api/v1/users/me", headers=headers)).status_code)
+        if seen[-1] == expected or time.monotonic() > deadline:
+            return seen
+        await asyncio.sleep(0.01)
+
+
+async def test_disabled_user_gets_401_promptly(client: httpx.AsyncClient,
+                                               database_url: str) -> None:
     email, tokens = await signed_in(client)
     headers = bearer(tokens["access_token"])
     assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
     await _sql(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
-    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401
+    seen = await _me_status_becomes(client, headers, 401)
+    assert seen[-1] == 401, seen
+    assert set(seen) <= {200, 401}, seen
+    # Login and refresh read the row itself: refused at once.
     assert (await login(client, email)).status_code == 401
     refresh = await client.post("/api/v1/auth/refresh",
                                 json={"refresh_token": tokens["refresh_token"]})
@@ -35,9 +54,11 @@ async def test_disabled_user_gets_401_at_once(client: httpx.AsyncClient,
 
 async def test_deleted_user_gets_401(client: httpx.AsyncClient, database_url: str) -> None:
     email, tokens = await signed_in(client)
+    headers = bearer(tokens["access_token"])
+    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
     await _sql(database_url, "DELETE FROM users WHERE email = $1", email)
-    me = await client.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
-    assert me.status_code == 401
+    seen = await _me_status_becomes(client, headers, 401)
+    assert seen[-1] == 401, seen
 
 
 async def test_stored_hash_is_argon2id_at_least_owasp_minimum(client: httpx.AsyncClient,

@@ -1,0 +1,158 @@
+"""The per-replica user cache behind `CurrentUser` (app/security/users_cache.py).
+
+A disable or delete made directly in SQL reaches the cache through the trigger's NOTIFY within
+milliseconds; entries cached before a NOTIFY are never served after it; while the LISTEN
+connection is down nothing cached is served and every lookup reads the database.
+
+"Silent" changes below disable the trigger inside the writing transaction (other sessions never
+see it disabled): they show that an answer came from the cache, which only a NOTIFY, the
+listener's loss or the 30 s backstop may end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+
+from app.secrets import SecretStore
+from app.security.users_cache import UserDirectory
+from tests.api.auth_helpers import bearer, signed_in
+from tests.conftest import SettingsFactory
+from tests.security.user_cache_helpers import (
+    ME,
+    directory_of,
+    listener_live,
+    me_becomes,
+    silently,
+    sql,
+)
+from tests.support.app import client_for, running_app
+
+
+@pytest.fixture
+async def live_app(make_settings: SettingsFactory) -> AsyncIterator[FastAPI]:
+    async with running_app(make_settings()) as application:
+        await listener_live(directory_of(application))
+        yield application
+
+
+async def test_cache_answers_until_a_notify_and_never_after_it(
+    live_app: FastAPI, database_url: str
+) -> None:
+    async with client_for(live_app) as client:
+        email, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
+        assert (await client.get(ME, headers=headers)).status_code == 200
+        await silently(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
+        # No notification: the cached status is still served (this is the cache at work).
+        assert (await client.get(ME, headers=headers)).status_code == 200
+        # Any notified change to the row ends the cached entry.
+        await sql(database_url, ("UPDATE users SET email = email WHERE email = $1", email))
+        seen = await me_becomes(client, headers, 401)
+        assert seen[-1] == 401, seen
+        assert [(await client.get(ME, headers=headers)).status_code for _ in range(5)] == [401] * 5
+
+
+async def test_disable_enable_and_delete_reach_the_cache_within_milliseconds(
+    live_app: FastAPI, database_url: str
+) -> None:
+    async with client_for(live_app) as client:
+        email, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
+        assert (await client.get(ME, headers=headers)).status_code == 200
+        await sql(database_url, ("UPDATE users SET is_active = false WHERE email = $1", email))
+        assert (await me_becomes(client, headers, 401))[-1] == 401
+        await sql(database_url, ("UPDATE users SET is_active = true WHERE email = $1", email))
+        assert (await me_becomes(client, headers, 200))[-1] == 200
+        await sql(database_url, ("DELETE FROM users WHERE email = $1", email))
+        assert (await me_becomes(client, headers, 401))[-1] == 401
+
+
+async def test_truncate_empties_the_cache(live_app: FastAPI, database_url: str) -> None:
+    async with client_for(live_app) as client:
+        _, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
+        assert (await client.get(ME, headers=headers)).status_code == 200
+        await sql(database_url, ("TRUNCATE users",))
+        assert (await me_becomes(client, headers, 401))[-1] == 401
+
+
+async def test_losing_the_listener_drops_every_cached_entry(
+    live_app: FastAPI, database_url: str
+) -> None:
+    directory = directory_of(live_app)
+    async with client_for(live_app) as client:
+        email, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
+        assert (await client.get(ME, headers=headers)).status_code == 200
+        await silently(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
+        assert (await client.get(ME, headers=headers)).status_code == 200  # cached
+
+        pid, generation = directory.listener_pid, directory.generation
+        assert pid is not None
+        await sql(database_url, ("SELECT pg_terminate_backend($1)", pid))
+        deadline = time.monotonic() + 5
+        while directory.generation == generation:  # the app noticed the loss
+            assert time.monotonic() < deadline, "listener loss not noticed"
+            await asyncio.sleep(0.01)
+        # Whether or not the listener is back yet, nothing cached before the loss is served.
+        assert (await client.get(ME, headers=headers)).status_code == 401
+
+        await listener_live(directory)  # it reconnects by itself
+        assert directory.listener_pid not in (None, pid)
+
+
+async def test_without_the_listener_every_lookup_reads_the_database(
+    make_settings: SettingsFactory, database_url: str
+) -> None:
+    settings = make_settings()
+    store = await SecretStore.open(settings)
+    directory = UserDirectory(settings, store)  # never started: no LISTEN connection
+    user_id = uuid.uuid4()
+    try:
+        await sql(database_url, ("INSERT INTO users (id, email, password_hash) "
+                                 "VALUES ($1, $2, 'x')", user_id, f"{user_id.hex}@example.com"))
+        found = await directory.lookup(str(user_id))
+        assert found is not None
+        assert (found.id, found.email, found.is_active) == (
+            user_id, f"{user_id.hex}@example.com", True)
+        await silently(database_url, "UPDATE users SET is_active = false WHERE id = $1", user_id)
+        disabled = await directory.lookup(str(user_id))
+        assert disabled is not None
+        assert not disabled.is_active
+        await silently(database_url, "DELETE FROM users WHERE id = $1", user_id)
+        assert await directory.lookup(str(user_id)) is None
+        assert len(directory) == 0
+        assert await directory.lookup("not-a-uuid") is None
+    finally:
+        await directory.aclose()
+        await store.aclose()
+
+
+async def test_a_pooled_connection_dropped_by_the_server_is_replaced_transparently(
+    make_settings: SettingsFactory, database_url: str
+) -> None:
+    """No pre-ping on the lookup pool: a dead connection is found by the query and the read is
+    retried once on a fresh connection (what pre-ping would have done, one round trip cheaper)."""
+    settings = make_settings(db_pool_size=2)
+    store = await SecretStore.open(settings)
+    directory = UserDirectory(settings, store)
+    user_id = uuid.uuid4()
+    try:
+        await sql(database_url, ("INSERT INTO users (id, email, password_hash) "
+                                 "VALUES ($1, $2, 'x')", user_id, f"{user_id.hex}@example.com"))
+        assert await directory.lookup(str(user_id)) is not None  # the pool now holds one
+        await sql(database_url, (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND application_name = 'fastapi-secrets-template'",))
+        for _ in range(3):
+            assert await directory.lookup(str(user_id)) is not None
+    finally:
+        await directory.aclose()
+        await store.aclose()

@@ -1,0 +1,59 @@
+"""Steps shared by the user-cache tests: SQL on a connection of the test's own, waiting for the
+app's LISTEN connection, polling /users/me."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+
+from app.security.users_cache import UserDirectory
+from tests.support.services import asyncpg_dsn
+
+ME = "/api/v1/users/me"
+
+
+async def sql(database_url: str, *statements: tuple[Any, ...]) -> None:
+    """Run statements in ONE transaction on a connection of the test's own."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with connection.transaction():
+            for query, *args in statements:
+                await connection.execute(query, *args)
+    finally:
+        await connection.close()
+
+
+async def silently(database_url: str, query: str, *args: Any) -> None:
+    """Change users WITHOUT a notification (trigger disabled inside the transaction)."""
+    await sql(database_url,
+              ("ALTER TABLE users DISABLE TRIGGER users_changed",),
+              (query, *args),
+              ("ALTER TABLE users ENABLE ALWAYS TRIGGER users_changed",))
+
+
+def directory_of(app: FastAPI) -> UserDirectory:
+    directory: UserDirectory = app.state.users
+    return directory
+
+
+async def listener_live(directory: UserDirectory, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not directory.listener_is_live:
+        assert time.monotonic() < deadline, "the users listener never came up"
+        await asyncio.sleep(0.01)
+
+
+async def me_becomes(client: httpx.AsyncClient, headers: dict[str, str], expected: int,
+                     within: float = 2.0) -> list[int]:
+    seen: list[int] = []
+    deadline = time.monotonic() + within
+    while True:
+        seen.append((await client.get(ME, headers=headers)).status_code)
+        if seen[-1] == expected or time.monotonic() > deadline:
+            return seen
+        await asyncio.sleep(0.01)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.config import Settings
 from app.secrets import SecretStore
@@ -35,6 +38,10 @@ def create_redis(settings: Settings, store: SecretStore) -> Redis:
         "max_connections": settings.redis_max_connections,
         "health_check_interval": 30,
         "retry_on_timeout": False,
+        # After a Redis restart every pooled connection is dead; retrying a command once on a
+        # fresh connection turns that into no failed request (a real outage still fails fast:
+        # the reconnect is refused). Timeouts are not retried: that would double the wait.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
     if store.entry("REDIS_PASSWORD") is not None:
         options["credential_provider"] = StoreCredentialProvider(settings.redis_username, store)

@@ -20,7 +20,9 @@ ME = "/api/v1/users/me"
 async def test_redis_outage_is_503_on_ready_within_3s_and_recovers(
     fault_client: httpx.AsyncClient, fault_redis: PrivateRedis
 ) -> None:
-    assert (await fault_client.get("/health/ready")).status_code == 200
+    # Several pooled connections, all of which the restart below will kill.
+    warm = await asyncio.gather(*(fault_client.get("/health/ready") for _ in range(5)))
+    assert [response.status_code for response in warm] == [200] * 5
 
     with redis_down(fault_redis):
         started = time.monotonic()
@@ -34,8 +36,10 @@ async def test_redis_outage_is_503_on_ready_within_3s_and_recovers(
         assert elapsed < 3, f"readiness took {elapsed:.1f}s with Redis down"
         assert live.status_code == 200
 
-    recovered = await wait_for_status(fault_client, "/health/ready", 200, within=10)
-    assert recovered.status_code == 200, recovered.text
+    # Redis is accepting connections again: stale pooled connections are replaced on use,
+    # so not even the first requests fail.
+    burst = await asyncio.gather(*(fault_client.get("/health/ready") for _ in range(5)))
+    assert [response.status_code for response in burst] == [200] * 5
     for _ in range(10):
         assert (await fault_client.get("/health/ready")).status_code == 200
 

@@ -34,9 +34,7 @@ def get_security(request: Request) -> Security:
     return security
 
 
-async def current_claims(
-    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> AccessClaims:
+async def _authenticate(request: Request, token: str | None) -> AccessClaims:
     if not token:
         raise unauthorized()
     security: Security = request.app.state.security
@@ -44,6 +42,12 @@ async def current_claims(
         return await security.tokens.authenticate(token)
     except TokenRejected:
         raise unauthorized() from None
+
+
+async def current_claims(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> AccessClaims:
+    return await _authenticate(request, token)
 
 
 CurrentClaims = Annotated[AccessClaims, Depends(current_claims)]
@@ -56,12 +60,17 @@ class AuthenticatedUser:
     claims: AccessClaims
 
 
-async def current_user(request: Request, claims: CurrentClaims) -> AuthenticatedUser:
+async def current_user(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> AuthenticatedUser:
     """The token's user, who must still exist and be active, checked on every request.
 
     The answer comes from the replica's user cache while its NOTIFY listener is live (a disable
-    or delete reaches it within milliseconds), otherwise from the database.
+    or delete reaches it within milliseconds), otherwise from the database. It authenticates
+    the token itself rather than depending on `current_claims`: one level less of FastAPI
+    dependency solving is a measurable share of a cached request's cost.
     """
+    claims = await _authenticate(request, token)
     users: UserDirectory = request.app.state.users
     status = await users.lookup(claims.sub)
     if status is None or not status.is_active:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from sqlalchemy import bindparam
 from sqlalchemy import select as sql_select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -90,7 +91,10 @@ class UserDirectory:
         # only cache misses use them.
         self.engine: AsyncEngine = create_engine(
             settings, store, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
-        self._query = sql_select(User.id, User.email, User.is_active)
+        # Built once: per-call statement construction and cache-key generation would cost more
+        # than the round trip itself.
+        self._query = sql_select(User.id, User.email, User.is_active).where(
+            User.id == bindparam("user_id"))
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._generation = 0  # +1 when a LISTEN is confirmed and when it is lost
         self._epoch = 0  # +1 per notification received
@@ -170,11 +174,10 @@ class UserDirectory:
         return status
 
     async def _read(self, uid: uuid.UUID) -> UserStatus | None:
-        query = self._query.where(User.id == uid)
         for attempt in (1, 2):
             try:
                 async with self.engine.connect() as connection:
-                    row = (await connection.execute(query)).first()
+                    row = (await connection.execute(self._query, {"user_id": uid})).first()
                 break
             except DBAPIError as exc:
                 # A pooled connection the server dropped (restart, failover, idle timeout):

@@ -99,13 +99,7 @@ def read_ring_documents(path: Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise KeyRingError(f"cannot read {path} ({type(exc).__name__})") from None
-    ring = KeyRing.parse(text)  # validates everything, raises KeyRingError naming kids only
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        keys: list[dict[str, Any]] = json.loads(stripped)["keys"]
-        return keys
-    return [{"kty": "oct", "k": b64url(key.secret or b""), "kid": key.kid, "alg": key.alg,
-             "use": "sig"} for key in ring.keys]
+    return KeyRing.documents(text)
 
 
 def write_ring_atomically(path: Path, keys: list[dict[str, Any]]) -> None:

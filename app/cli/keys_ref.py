@@ -18,20 +18,14 @@ from app.secrets import ConfigError
 from app.secrets.errors import SecretFetchError
 from app.secrets.references import MissingExtraError
 from app.secrets.writers import Written, update_secret
-from app.security.keyring import KeyRing, KeyRingError, b64url
+from app.security.keyring import KeyRing, KeyRingError
 
 
 def ring_documents(text: str | None) -> list[dict[str, Any]]:
     """The ring as JWK dicts (raw HMAC lines become `oct` JWKs with the same kids)."""
     if text is None or not text.strip():
         return []
-    ring = KeyRing.parse(text)  # validates; errors name kids, never material
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        keys: list[dict[str, Any]] = json.loads(stripped)["keys"]
-        return keys
-    return [{"kty": "oct", "k": b64url(key.secret or b""), "kid": key.kid, "alg": key.alg,
-             "use": "sig"} for key in ring.keys]
+    return KeyRing.documents(text)
 
 
 def rotate_ref_command(args: argparse.Namespace) -> int:

@@ -7,10 +7,10 @@ run it as a script before the app is installed; this command is the same functio
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from app.secrets.devfiles import DEFAULT_DIR, init_secrets, report
+from app.secrets import devfiles
+from app.secrets.devfiles import DEFAULT_DIR
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,11 +27,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def init_command(args: argparse.Namespace) -> int:
-    directory: Path = args.dir
-    try:
-        results = init_secrets(directory)
-    except OSError as exc:
-        print(f"secrets init: cannot write to {directory}: {exc.strerror}", file=sys.stderr)
-        return 1
-    report(directory, results, sys.stdout)
-    return 0
+    return devfiles.main(["--dir", str(args.dir)])

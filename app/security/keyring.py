@@ -180,6 +180,19 @@ class KeyRing:
         newest_first = tuple(sorted(ordered, key=_newness, reverse=True))
         return cls(ordered, by_kid, newest_first)
 
+    @staticmethod
+    def documents(text: str) -> list[dict[str, Any]]:
+        """The ring as JWK dicts, for tools that rewrite it: raw HMAC lines become `oct` JWKs
+        with the same kids. Validates first; errors name kids, never material."""
+        ring = KeyRing.parse(text)
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            document = json.loads(stripped)
+            keys: list[dict[str, Any]] = document.get("keys", [document])
+            return keys
+        return [{"kty": "oct", "k": b64url(key.secret or b""), "kid": key.kid, "alg": key.alg,
+                 "use": "sig"} for key in ring.keys]
+
     @classmethod
     def parse(cls, text: str) -> KeyRing:
         """A JWK Set (`{"keys": [...]}`), a single JWK, or newline-separated raw HMAC secrets

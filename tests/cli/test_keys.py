@@ -87,6 +87,19 @@ def test_rotate_converts_raw_secrets_keeping_their_kids(env: dict[str, str],
     assert len(ring) == 2
 
 
+def test_rotate_grows_a_single_generated_jwk_into_a_ring(env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    generated = run_cli("keys", "generate", env=env)
+    first = json.loads(generated.stdout)
+    path = tmp_path / "jwt_keys"
+    path.write_text(generated.stdout)
+    result = run_cli("keys", "rotate", "--file", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    ring = _ring(path)
+    assert len(ring) == 2
+    assert first["kid"] in {key["kid"] for key in ring}
+
+
 def test_unusable_ring_file_is_left_alone_and_material_never_printed(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -87,16 +87,17 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
 
 
 #: URL query options that SQLAlchemy's asyncpg dialect consumes itself (not asyncpg's).
-_DIALECT_ONLY_OPTIONS = {"prepared_statement_cache_size", "prepared_statement_name_func"}
+_DIALECT_ONLY_OPTIONS = ("prepared_statement_cache_size", "prepared_statement_name_func",
+                         "async_fallback")
 
 
 async def connect_dedicated(settings: Settings, store: SecretStore) -> asyncpg.Connection:
     """One asyncpg connection outside the pool (e.g. a LISTEN connection), opened exactly like a
     pooled one: same target, TLS, timeouts, application_name and CURRENT credentials."""
     url = database_url(settings)
-    params: dict[str, Any] = url.translate_connect_args(username="user")
-    params.update({key: value for key, value in url.query.items()
-                   if key not in _DIALECT_ONLY_OPTIONS and isinstance(value, str)})
+    _, params = url.get_dialect()().create_connect_args(url)  # the pool's own URL parsing
+    for option in _DIALECT_ONLY_OPTIONS:
+        params.pop(option, None)
     params.update(_connect_args(settings))
     params.update(current_credentials(settings, store))
     return await asyncpg.connect(**params)

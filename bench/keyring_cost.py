@@ -19,7 +19,10 @@ from app.security.tokens import ACCESS_TOKEN_TYPE
 from bench.report import Result
 
 ROUNDS = 7
-VERIFIES = 3000
+#: Each round times REPEATS batches of VERIFIES per ring and keeps the fastest batch (noise on a
+#: shared machine only ever adds time); the reported ratio is the median over rounds.
+REPEATS = 5
+VERIFIES = 1000
 ISSUER = AUDIENCE = "bench"
 
 
@@ -37,10 +40,13 @@ def _token_for(ring: KeyRing, position: int) -> str:
 
 def _seconds_per_verify(ring: KeyRing, token: str) -> float:
     verify = ring.verify
-    started = time.perf_counter()
-    for _ in range(VERIFIES):
-        verify(token, typ=ACCESS_TOKEN_TYPE, issuer=ISSUER, audience=AUDIENCE)
-    return (time.perf_counter() - started) / VERIFIES
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        for _ in range(VERIFIES):
+            verify(token, typ=ACCESS_TOKEN_TYPE, issuer=ISSUER, audience=AUDIENCE)
+        best = min(best, time.perf_counter() - started)
+    return best / VERIFIES
 
 
 def keyring_size() -> Result:

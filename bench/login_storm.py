@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 from pwdlib import PasswordHash
@@ -27,21 +28,28 @@ LOGIN_CLIENTS = 16
 PROBE_DELAY_MS = 5
 
 
-def argon2_verify_rate(samples: int = 40) -> float:
-    """Verifies per second on one thread with the app's own parameters."""
+def _hasher() -> PasswordHash:
     params = OWASP_MINIMUM
-    hasher = PasswordHash((Argon2Hasher(time_cost=params.time_cost,
-                                        memory_cost=params.memory_cost,
-                                        parallelism=params.parallelism),))
+    return PasswordHash((Argon2Hasher(time_cost=params.time_cost, memory_cost=params.memory_cost,
+                                      parallelism=params.parallelism),))
+
+
+def argon2_verify_rate(threads: int = 1, seconds: float = 1.5) -> float:
+    """Verifies per second with the app's own parameters, on `threads` threads at once."""
+    hasher = _hasher()
     hashed = hasher.hash("correct horse battery staple")
-    hasher.verify("correct horse battery staple", hashed)
-    rounds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        for _ in range(samples):
+
+    def work() -> int:
+        done, deadline = 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
             hasher.verify("correct horse battery staple", hashed)
-        rounds.append(samples / (time.perf_counter() - started))
-    return statistics.median(rounds)
+            done += 1
+        return done
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        total = sum(pool.map(lambda _: work(), range(threads)))
+    return total / (time.perf_counter() - started)
 
 
 def _probe(server: BenchServer, seconds: float) -> tuple[object, object]:
@@ -58,7 +66,8 @@ def login_storm(server: BenchServer, account: Account) -> list[Result]:
     login_url = server.url + "/api/v1/auth/login"
     wrk.run(login_url, duration=1, connections=LOGIN_CLIENTS, script=login_script)  # warm-up
 
-    idle_p99, storm_p99, logins = [], [], []
+    cores = cpu_count()
+    idle_p99, storm_p99, samples, logins, rates, parallel, shares = [], [], [], [], [], [], []
     for _ in range(ROUNDS):
         idle_p99.append(wrk.finish(_probe(server, SECONDS)).p99_ms)  # type: ignore[arg-type]
         storm = wrk.start(login_url, duration=SECONDS + 1, connections=LOGIN_CLIENTS,
@@ -67,17 +76,22 @@ def login_storm(server: BenchServer, account: Account) -> list[Result]:
         probe = wrk.finish(_probe(server, SECONDS))  # type: ignore[arg-type]
         storm_result = wrk.finish(storm)
         storm_p99.append(probe.p99_ms)
+        samples.append(probe.requests)
         logins.append(storm_result.requests_per_second)
+        # The hash rate is measured in the same round, so both see the same machine.
+        rates.append(argon2_verify_rate())
+        parallel.append(argon2_verify_rate(threads=cores))
+        shares.append(logins[-1] / (rates[-1] * cores))
 
-    rate = argon2_verify_rate()
-    cores = cpu_count()
-    idle, busy, login_rps = (statistics.median(idle_p99), statistics.median(storm_p99),
-                             statistics.median(logins))
+    idle, busy = statistics.median(idle_p99), statistics.median(storm_p99)
     return [
         Result("4a", f"/health/live p99 during a {LOGIN_CLIENTS}-client login storm / idle p99",
                busy / idle, "<=", 3.0,
-               f"storm p99 {busy:.2f} ms, idle p99 {idle:.2f} ms"),
+               f"storm p99 {busy:.2f} ms, idle p99 {idle:.2f} ms "
+               f"({statistics.median(samples):.0f} probe samples per round)"),
         Result("4b", "login throughput / (argon2 verify rate x CPUs)",
-               login_rps / (rate * cores), ">=", 0.8,
-               f"{login_rps:.1f} logins/s; argon2 {rate:.1f}/s per thread x {cores} CPUs"),
+               statistics.median(shares), ">=", 0.8,
+               f"{statistics.median(logins):.1f} logins/s; argon2 in-process "
+               f"{statistics.median(rates):.1f}/s on 1 thread x {cores} CPUs "
+               f"(measured on {cores} threads at once: {statistics.median(parallel):.1f}/s)"),
     ]

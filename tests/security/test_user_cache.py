@@ -34,6 +34,13 @@ from tests.security.user_cache_helpers import (
 from tests.support.app import client_for, running_app
 
 
+async def _insert_user(database_url: str) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    await sql(database_url, ("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')",
+                             user_id, f"{user_id.hex}@example.com"))
+    return user_id
+
+
 @pytest.fixture
 async def live_app(make_settings: SettingsFactory) -> AsyncIterator[FastAPI]:
     async with running_app(make_settings()) as application:
@@ -113,10 +120,8 @@ async def test_without_the_listener_every_lookup_reads_the_database(
     settings = make_settings()
     store = await SecretStore.open(settings)
     directory = UserDirectory(settings, store)  # never started: no LISTEN connection
-    user_id = uuid.uuid4()
     try:
-        await sql(database_url, ("INSERT INTO users (id, email, password_hash) "
-                                 "VALUES ($1, $2, 'x')", user_id, f"{user_id.hex}@example.com"))
+        user_id = await _insert_user(database_url)
         found = await directory.lookup(str(user_id))
         assert found is not None
         assert (found.id, found.email, found.is_active) == (
@@ -142,10 +147,8 @@ async def test_a_pooled_connection_dropped_by_the_server_is_replaced_transparent
     settings = make_settings(db_pool_size=2)
     store = await SecretStore.open(settings)
     directory = UserDirectory(settings, store)
-    user_id = uuid.uuid4()
     try:
-        await sql(database_url, ("INSERT INTO users (id, email, password_hash) "
-                                 "VALUES ($1, $2, 'x')", user_id, f"{user_id.hex}@example.com"))
+        user_id = await _insert_user(database_url)
         assert await directory.lookup(str(user_id)) is not None  # the pool now holds one
         await sql(database_url, (
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -153,6 +156,57 @@ async def test_a_pooled_connection_dropped_by_the_server_is_replaced_transparent
             "AND application_name = 'fastapi-secrets-template'",))
         for _ in range(3):
             assert await directory.lookup(str(user_id)) is not None
+    finally:
+        await directory.aclose()
+        await store.aclose()
+
+
+async def test_entries_are_bounded_and_expire_even_without_a_notify(
+    make_settings: SettingsFactory, database_url: str
+) -> None:
+    settings = make_settings()
+    store = await SecretStore.open(settings)
+    directory = UserDirectory(settings, store, size=2, max_age=0.3)
+    directory.start()
+    try:
+        await listener_live(directory)
+        users = [await _insert_user(database_url) for _ in range(3)]
+        for user_id in users:
+            assert await directory.lookup(str(user_id)) is not None
+        assert len(directory) == 2  # least recently used first out
+
+        await silently(database_url, "UPDATE users SET is_active = false WHERE id = $1", users[2])
+        cached = await directory.lookup(str(users[2]))
+        assert cached is not None
+        assert cached.is_active  # served from the cache: nothing notified it
+        await asyncio.sleep(0.4)
+        expired = await directory.lookup(str(users[2]))
+        assert expired is not None
+        assert not expired.is_active  # the backstop: read again once older than max_age
+    finally:
+        await directory.aclose()
+        await store.aclose()
+
+
+async def test_the_listener_connection_is_recycled_like_pooled_ones(
+    make_settings: SettingsFactory, database_url: str
+) -> None:
+    """Leased credentials (Vault) must not outlive DB_POOL_RECYCLE_SECONDS on any connection."""
+    settings = make_settings(db_pool_recycle_seconds=1)
+    store = await SecretStore.open(settings)
+    directory = UserDirectory(settings, store)
+    directory.start()
+    try:
+        await listener_live(directory)
+        first = directory.listener_pid
+        deadline = time.monotonic() + 5
+        while directory.listener_pid in (None, first):
+            assert time.monotonic() < deadline, "the LISTEN connection was never recycled"
+            await asyncio.sleep(0.05)
+        await listener_live(directory)
+        user_id = await _insert_user(database_url)
+        assert await directory.lookup(str(user_id)) is not None
+        assert len(directory) == 1  # cached again under the new connection
     finally:
         await directory.aclose()
         await store.aclose()

@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
 
     def emit(new: list[Result]) -> None:
-        for result in new:
-            print(result.line(), flush=True)
+        for result in new:  # progress; the summary below is the table
+            print(f"  measured {result.number}: {result.ratio}", file=sys.stderr, flush=True)
         results.extend(new)
 
     if wanted & {"1", "2", "4"}:
@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                    "worker with uvloop + httptools, load from wrk on the same machine; "
                    f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
                    "(anything near the CPU count means other work shared the machine)")
-    path = report.write(sorted(results, key=lambda r: r.number), environment)
+    results.sort(key=lambda r: r.number)
+    for result in results:
+        print(result.line())
+    path = report.write(results, environment)
     print(f"results written to {path.relative_to(ROOT)}")
     failed = [r for r in results if not r.passed]
     return 1 if args.strict and failed else 0

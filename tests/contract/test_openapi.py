@@ -22,7 +22,7 @@ from schemathesis.python import asgi
 from app.config import Settings
 from app.main import create_app
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 50
 BASE_URL = f"http://{asgi.HOST}"
 
 

@@ -22,7 +22,7 @@ from bench import wrk
 from bench.report import Result
 from bench.services import Account, BenchServer, cpu_count
 
-ROUNDS = 3
+ROUNDS = 5
 SECONDS = 5.0
 LOGIN_CLIENTS = 16
 PROBE_DELAY_MS = 5

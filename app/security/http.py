@@ -18,9 +18,7 @@ from app.security.runtime import Security
 from app.security.tokens import AccessClaims
 from app.security.users_cache import UserDirectory
 
-#: Declares the OAuth2 password flow in OpenAPI so Swagger's "Authorize" button works.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
-
+LOGIN_PATH = "/api/v1/auth/login"
 NOT_AUTHENTICATED = "Not authenticated"
 
 
@@ -44,13 +42,21 @@ async def _authenticate(request: Request, token: str | None) -> AccessClaims:
         raise unauthorized() from None
 
 
-async def current_claims(
-    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> AccessClaims:
-    return await _authenticate(request, token)
+class _BearerDependency(OAuth2PasswordBearer):
+    """The OAuth2 password-flow scheme (so Swagger's "Authorize" button works) that also does
+    the check itself: FastAPI solves every nested dependency on every request, and on a cached
+    token that solving is a measurable share of the cost, so auth is ONE dependency level."""
+
+    def __init__(self) -> None:
+        super().__init__(tokenUrl=LOGIN_PATH, scheme_name="OAuth2PasswordBearer", auto_error=False)
+
+    async def bearer_token(self, request: Request) -> str | None:
+        return await OAuth2PasswordBearer.__call__(self, request)
 
 
-CurrentClaims = Annotated[AccessClaims, Depends(current_claims)]
+class _CurrentClaims(_BearerDependency):
+    async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
+        return await _authenticate(request, await self.bearer_token(request))
 
 
 @dataclass(frozen=True)
@@ -60,22 +66,26 @@ class AuthenticatedUser:
     claims: AccessClaims
 
 
-async def current_user(
-    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> AuthenticatedUser:
+class _CurrentUser(_BearerDependency):
     """The token's user, who must still exist and be active, checked on every request.
 
     The answer comes from the replica's user cache while its NOTIFY listener is live (a disable
-    or delete reaches it within milliseconds), otherwise from the database. It authenticates
-    the token itself rather than depending on `current_claims`: one level less of FastAPI
-    dependency solving is a measurable share of a cached request's cost.
+    or delete reaches it within milliseconds), otherwise from the database.
     """
-    claims = await _authenticate(request, token)
-    users: UserDirectory = request.app.state.users
-    status = await users.lookup(claims.sub)
-    if status is None or not status.is_active:
-        raise unauthorized()
-    return AuthenticatedUser(status.id, status.email, claims)
+
+    async def __call__(self, request: Request) -> AuthenticatedUser:  # type: ignore[override]
+        claims = await _authenticate(request, await self.bearer_token(request))
+        users: UserDirectory = request.app.state.users
+        found = await users.lookup(claims.sub)
+        if found is None or not found.is_active:
+            raise unauthorized()
+        return AuthenticatedUser(found.id, found.email, claims)
 
 
+#: Valid, unrevoked access-token claims; no database access.
+current_claims = _CurrentClaims()
+#: The active user behind a valid access token.
+current_user = _CurrentUser()
+
+CurrentClaims = Annotated[AccessClaims, Depends(current_claims)]
 CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]

@@ -43,3 +43,4 @@ class Security:
 
     async def aclose(self) -> None:
         await self.revocations.aclose()
+        self.passwords.close()

@@ -22,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    # TLS handshakes happen in the accepting thread; with the default backlog of 5, a burst of
+    # concurrent clients overflows it and the kernel drops SYNs (1 s retransmit), which would
+    # look like a client that is not concurrent.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass
 class Recorded:
     method: str
@@ -122,8 +130,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), _Handler)
         if tls_dir is not None:
             cert, key = self_signed_certificate(tls_dir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -43,6 +43,10 @@ def _ssl_argument(settings: Settings) -> ssl.SSLContext | str | None:
     return mode
 
 
+#: The only secrets a database connection needs (what `migrate` resolves: least privilege).
+DATABASE_SECRETS = ("DATABASE_PASSWORD", "DATABASE_CREDENTIALS")
+
+
 def current_credentials(settings: Settings, store: SecretStore) -> dict[str, str]:
     """User/password for a new connection, read from the store at this instant."""
     import json

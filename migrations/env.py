@@ -1,5 +1,6 @@
 """Alembic environment: connects with the SAME resolved configuration as the app
-(settings + SecretStore, so `DATABASE_PASSWORD_FILE`, `SECRETS_DIR` and references all work)."""
+(settings + SecretStore, so `DATABASE_PASSWORD_FILE`, `SECRETS_DIR` and references all work).
+Only the database secrets are resolved: a migration job needs no access to the JWT key ring."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.config import Settings
-from app.db import create_engine, database_url
+from app.db import DATABASE_SECRETS, create_engine, database_url
 from app.models import Base
 from app.secrets import SecretStore
 
@@ -40,7 +41,7 @@ def _run(connection: Connection) -> None:
 
 async def run_migrations_online() -> None:
     settings = _settings()
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, only=DATABASE_SECRETS)
     engine = create_engine(settings, store)
     try:
         async with engine.connect() as connection:

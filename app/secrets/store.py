@@ -13,7 +13,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -88,16 +88,22 @@ class SecretStore:
     # ---- construction -------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, settings: Settings) -> SecretStore:
-        """Bind, fetch every secret concurrently, validate; raise ConfigError on any problem."""
-        store, problems = await cls.resolve(settings)
+    async def open(cls, settings: Settings,
+                   only: Collection[str] | None = None) -> SecretStore:
+        """Bind, fetch every secret concurrently, validate; raise ConfigError on any problem.
+
+        `only` limits the store to some settings, for tools that need no more (migrations read
+        the database credentials, not the JWT key ring: least privilege for the migration job).
+        """
+        store, problems = await cls.resolve(settings, only)
         if problems:
             await store.aclose()
             raise ConfigError(problems)
         return store
 
     @classmethod
-    async def resolve(cls, settings: Settings) -> tuple[SecretStore, list[ConfigProblem]]:
+    async def resolve(cls, settings: Settings, only: Collection[str] | None = None
+                      ) -> tuple[SecretStore, list[ConfigProblem]]:
         """Bind and load everything that can be, and return the problems next to it.
 
         The store holds the secrets that resolved cleanly; with problems it must not serve
@@ -111,17 +117,21 @@ class SecretStore:
             return providers[scheme]
 
         bindings, problems = bind_secrets_collecting(settings, provider_for)
+        if only is not None:
+            bindings = {name: b for name, b in bindings.items() if name in only}
+            problems = [p for p in problems if p.setting in only]
         store = cls(settings=settings, bindings=bindings, providers=providers)
         store._problems = {p.setting: p for p in problems}
+        required = REQUIRED if only is None else REQUIRED & set(only)
         try:
-            problems += await store._load(skip=set(store._problems))
+            problems += await store._load(required - set(store._problems))
         except BaseException:
             await store.aclose()
             raise
         store._problems = {p.setting: p for p in problems}
         return store, problems
 
-    async def _load(self, skip: set[str] | None = None) -> list[ConfigProblem]:
+    async def _load(self, required: Collection[str]) -> list[ConfigProblem]:
         problems: list[ConfigProblem] = []
         names = list(self.bindings)
         results = await self._fetch_consistent(names)
@@ -136,7 +146,7 @@ class SecretStore:
             problems.extend(ConfigProblem(name, binding.origin, issue) for issue in issues)
             if not issues:
                 entries[name] = result
-        for name in sorted(REQUIRED - set(self.bindings) - (skip or set())):
+        for name in sorted(set(required) - set(self.bindings)):
             if self.settings.app_env == "development":
                 entries[name] = self._generate(name)
             else:

@@ -44,3 +44,20 @@ def test_migrate_is_idempotent(server_env: dict[str, str]) -> None:
     second = run_cli("migrate", env=server_env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
+
+
+def test_migrate_needs_only_the_database_secrets(server_env: dict[str, str]) -> None:
+    """Least privilege for the migration job: no JWT key ring, even in production."""
+    env = {k: v for k, v in server_env.items() if k != "JWT_KEYS"}
+    result = run_cli("migrate", env={**env, "APP_ENV": "production"})
+    assert result.returncode == 0, result.stderr
+    assert "JWT_KEYS" not in result.stderr
+
+
+def test_migrate_still_fails_fast_on_a_bad_database_secret(
+    server_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**server_env, "DATABASE_PASSWORD_FILE": str(tmp_path / "missing")}
+    result = run_cli("migrate", env=env)
+    assert result.returncode != 0
+    assert "DATABASE_PASSWORD" in result.stderr

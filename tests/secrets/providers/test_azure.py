@@ -48,7 +48,7 @@ async def test_reads_concurrently_with_managed_identity_and_reports_the_version(
     latest = azure.add("jwt-keys", jwt_value)
     redis_value = secrets.token_urlsafe(24)
     azure.add("backend", f'{{"redis_password": "{redis_value}"}}')
-    azure.server.latency = 0.3
+    azure.server.latency = 1.0  # wide enough that a loaded machine still overlaps them
     store = await SecretStore.open(make_settings(
         jwt_keys=f"{REF}/jwt-keys", redis_password=f"{REF}/backend#redis_password",
         database_password=f"{REF}/jwt-keys/{first_version}"))

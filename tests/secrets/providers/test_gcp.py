@@ -44,7 +44,7 @@ async def test_reads_latest_or_pinned_versions_concurrently_and_reports_the_vers
     gcp.add("jwt-keys", jwt_value)
     redis_value = secrets.token_urlsafe(24)
     gcp.add("backend", f'{{"redis_password": "{redis_value}"}}')
-    gcp.server.latency = 0.3
+    gcp.server.latency = 1.0  # wide enough that a loaded machine still overlaps them
     store = await SecretStore.open(make_settings(
         jwt_keys=f"{REF}/jwt-keys", redis_password=f"{REF}/backend#redis_password",
         database_password=f"{REF}/jwt-keys/versions/1"))

@@ -59,7 +59,7 @@ async def test_kv_v2_reads_concurrently_with_approle_and_reports_the_version(
     vault.put("secret/backend", {"old": "x"})
     vault.put("secret/backend", values)  # version 2
     vault.put("secret/db", {"password": values["db_password"]})
-    vault.server.latency = 0.3
+    vault.server.latency = 1.0  # wide enough that a loaded machine still overlaps them
     settings = make_settings(jwt_keys="vault://secret/backend#jwt_keys",
                              database_password="vault://secret/db#password")
     store = await SecretStore.open(settings)

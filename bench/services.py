@@ -8,7 +8,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
-from tests.support.server import ROOT, base_env, free_port
+from tests.support.server import ROOT, base_env, free_port, stop, wait_until_answering
 from tests.support.services import TEST_REDIS_URL, create_database, drop_database
 
 
@@ -68,33 +67,16 @@ def bench_environment() -> Iterator[dict[str, str]]:
 def bench_server(env: dict[str, str], log_dir: Path) -> Iterator[BenchServer]:
     port = free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
-    log = (log_dir / "bench-server.log").open("wb")
+    log_path = log_dir / "bench-server.log"
+    log = log_path.open("wb")
     process = subprocess.Popen([sys.executable, "-m", "bench.server"], env=env, cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT)
     server = BenchServer(f"http://127.0.0.1:{port}", env, process)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                log.flush()
-                output = (log_dir / "bench-server.log").read_text(errors="replace")
-                raise RuntimeError(f"bench server exited with {process.returncode}:\n{output}")
-            try:
-                if httpx.get(f"{server.url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("bench server did not become ready")
-            time.sleep(0.1)
+        wait_until_answering(process, f"{server.url}/health/ready", log_path)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=30)
         log.close()
 
 

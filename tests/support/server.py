@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -58,25 +59,38 @@ def serve(env: Mapping[str, str], tmp_path: Path, *, wait: bool = True,
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
     try:
         if wait:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    code = process.returncode
-                    raise RuntimeError(f"server exited with {code}:\n{server.output()}")
-                try:
-                    if httpx.get(f"{server.url}/health/live", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{server.output()}")
-                time.sleep(0.1)
+            wait_until_answering(process, f"{server.url}/health/live", log, timeout=timeout)
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, timeout=15)
+
+
+def wait_until_answering(process: subprocess.Popen[Any], url: str, log: Path, *,
+                         timeout: float = 30, status: int | None = 200) -> None:
+    """Poll `url` until it answers (with `status`, or anything when None); fail with the
+    process's log if it exits or the deadline passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            code, output = process.returncode, log.read_text(errors="replace")
+            raise RuntimeError(f"the process for {url} exited with {code}:\n{output}")
+        try:
+            answer = httpx.get(url, timeout=1)
+            if status is None or answer.status_code == status:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            output = log.read_text(errors="replace")
+            raise RuntimeError(f"{url} did not answer within {timeout}s:\n{output}")
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """Terminate, and kill if it does not exit within `timeout` (no-op if it already exited)."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

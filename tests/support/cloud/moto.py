@@ -12,7 +12,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 
-from tests.support.server import free_port
+from tests.support.server import free_port, stop, wait_until_answering
 
 REGION = "eu-west-1"
 FREE_ACTIONS = 3  # create_user, put_user_policy, create_access_key for the admin
@@ -64,20 +62,13 @@ def moto_server(log_dir: Path) -> Iterator[MotoServer]:
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(FREE_ACTIONS)
-    log = (log_dir / "moto.log").open("w")
+    log_path = log_dir / "moto.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/moto-api/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, (log_dir / "moto.log").read_text()
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.1)
+        wait_until_answering(process, f"{url}/moto-api/", log_path, status=None)
         bootstrap = {"aws_access_key_id": "AKIA" + secrets.token_hex(8).upper(),
                      "aws_secret_access_key": secrets.token_urlsafe(30)}
         iam = boto3.session.Session(region_name=REGION, **bootstrap).client(
@@ -91,10 +82,5 @@ def moto_server(log_dir: Path) -> Iterator[MotoServer]:
                  "aws_secret_access_key": key["SecretAccessKey"]}
         yield MotoServer(url, admin)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
         log.close()

@@ -54,6 +54,16 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None
         await asyncio.sleep(0.05)
 
 
+async def provider_calls_while_serving(client: Any, recorded: list[Any]) -> int:
+    """Serve 20 liveness and a readiness request; return how many calls the fake provider
+    recorded meanwhile (`recorded` is its live request list): requests read the store only."""
+    before = len(recorded)
+    for _ in range(20):
+        assert (await client.get("/health/live")).status_code == 200
+    assert (await client.get("/health/ready")).status_code == 200
+    return len(recorded) - before
+
+
 def new_ring(*algs: str) -> str:
     """A JWK Set with fresh keys (newest first), generated for this test."""
     import json
@@ -95,13 +105,12 @@ async def signing_follows_rotation_over_http(
     """With requests running throughout, `rotate()` changes the ring in the backend and returns
     the new kid: new logins get tokens signed by it within `timeout`, and no request fails
     (tokens from the previous key stay valid)."""
-    import httpx
     import jwt as pyjwt
 
     from tests.api.auth_helpers import bearer, login, signed_in
+    from tests.support.app import client_for
 
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with client_for(app) as client:
         email, tokens = await signed_in(client)
         old_kid = pyjwt.get_unverified_header(tokens["access_token"])["kid"]
         statuses: list[int] = []

@@ -7,19 +7,19 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
     new_ring,
     open_error,
     rotate_ring,
+    signing_follows_rotation_over_http,
     signing_kid,
     wait_for,
 )
+from tests.support.app import client_for, running_app
 from tests.support.cloud.moto import MotoServer, moto_server
 from tests.support.server import base_env, free_port, run_cli
 
@@ -94,14 +94,12 @@ async def test_a_new_version_is_served_without_restart(
     admin = moto.client("secretsmanager")
     first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
     created = admin.create_secret(Name=_name(), SecretString=json.dumps({"jwt": first}))
-    app = create_app(make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt",
-                                   secrets_refresh_seconds=1))
-    async with app.router.lifespan_context(app):
+    async with running_app(make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt",
+                                         secrets_refresh_seconds=1)) as app:
         store: SecretStore = app.state.secrets
         put = admin.put_secret_value(SecretId=created["Name"],
                                      SecretString=json.dumps({"jwt": second}))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with client_for(app) as client:
             await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
             assert (await client.get("/health/ready")).status_code == 200
         assert store.entry("JWT_KEYS").version == put["VersionId"]  # type: ignore[union-attr]
@@ -241,58 +239,23 @@ async def test_rotated_ring_signs_new_tokens_over_http_and_no_request_fails(
     moto: MotoServer, app_keys: dict[str, str], make_settings: SettingsFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
-
-    import jwt as pyjwt
-
-    from tests.api.auth_helpers import bearer, login, signed_in
-
     created = moto.client("secretsmanager").create_secret(
         Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256")}))
     reference = f"aws-sm://{created['Name']}#jwt_keys"
     for name, value in moto.env(app_keys).items():
         monkeypatch.setenv(name, value)
-    app = create_app(make_settings(jwt_keys=reference, secrets_refresh_seconds=1))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            email, tokens = await signed_in(client)
-            old_kid = pyjwt.get_unverified_header(tokens["access_token"])["kid"]
-            statuses: list[int] = []
-            stop = asyncio.Event()
+    async with running_app(make_settings(jwt_keys=reference, secrets_refresh_seconds=1)) as app:
 
-            async def keep_calling() -> None:
-                while not stop.is_set():
-                    response = await client.get("/api/v1/users/me",
-                                                headers=bearer(tokens["access_token"]))
-                    statuses.append(response.status_code)
-                    await asyncio.sleep(0.02)
+        async def rotation_job() -> str:
+            rotator = moto.user_allowed("secretsmanager:GetSecretValue",
+                                        "secretsmanager:PutSecretValue")
+            with monkeypatch.context() as job_env:
+                for name, value in moto.env(rotator).items():
+                    job_env.setenv(name, value)
+                new_kid, _ = await rotate_ring(make_settings(), reference)
+            return new_kid
 
-            caller = asyncio.create_task(keep_calling())
-            try:
-                rotator = moto.user_allowed("secretsmanager:GetSecretValue",
-                                            "secretsmanager:PutSecretValue")
-                with monkeypatch.context() as job_env:
-                    for name, value in moto.env(rotator).items():
-                        job_env.setenv(name, value)
-                    new_kid, _ = await rotate_ring(make_settings(), reference)
-
-                async def signing_kid_over_http() -> str:
-                    response = await login(client, email)
-                    assert response.status_code == 200
-                    return str(pyjwt.get_unverified_header(
-                        response.json()["access_token"])["kid"])
-
-                for _ in range(100):  # the new key signs within the refresh interval
-                    if await signing_kid_over_http() == new_kid:
-                        break
-                    await asyncio.sleep(0.1)
-                assert await signing_kid_over_http() == new_kid != old_kid
-            finally:
-                stop.set()
-                await caller
-            assert statuses
-            assert set(statuses) == {200}, "tokens signed by the previous key stay valid"
+        await signing_follows_rotation_over_http(app, rotation_job)
 
 
 @pytest.mark.usefixtures("as_app")

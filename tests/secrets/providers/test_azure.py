@@ -8,21 +8,21 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.cli.keys_cmd import new_jwk
-from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
     new_ring,
     open_error,
+    provider_calls_while_serving,
     rotate_ring,
     signing_follows_rotation_over_http,
     signing_kid,
     wait_for,
 )
+from tests.support.app import client_for, running_app
 from tests.support.cloud.azure import VAULT, FakeKeyVault
 from tests.support.server import free_port
 
@@ -107,16 +107,12 @@ async def test_a_new_version_is_served_without_restart_and_requests_make_no_call
 ) -> None:
     first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
     azure.add("jwt-keys", first)
-    app = create_app(make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=30))
-    async with app.router.lifespan_context(app):
+    settings = make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=30)
+    async with running_app(settings) as app:
         store: SecretStore = app.state.secrets
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            before = len(azure.server.requests)
-            for _ in range(20):
-                assert (await client.get("/health/live")).status_code == 200
-            assert (await client.get("/health/ready")).status_code == 200
-            assert len(azure.server.requests) == before, "no provider call on the request path"
+        async with client_for(app) as client:
+            calls = await provider_calls_while_serving(client, azure.server.requests)
+            assert calls == 0, "no provider call on the request path"
         latest = azure.add("jwt-keys", second)
         assert await store.refresh() == {"JWT_KEYS"}
         await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
@@ -144,8 +140,8 @@ async def test_a_new_version_reaches_jwt_signing_within_the_refresh_interval(
 ) -> None:
     first = new_jwk("HS256")
     azure.add("jwt-keys", json.dumps({"keys": [first]}))
-    app = create_app(make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=1))
-    async with app.router.lifespan_context(app):
+    settings = make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=1)
+    async with running_app(settings) as app:
 
         async def set_version() -> str:
             second = new_jwk("HS256")

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from app.cli.keys_cmd import new_jwk
-from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
@@ -21,6 +20,7 @@ from tests.secrets.providers.conftest import (
     signing_follows_rotation_over_http,
     signing_kid,
 )
+from tests.support.app import running_app
 from tests.support.cloud.gcp import PROJECT, FakeSecretManager
 from tests.support.server import free_port
 
@@ -103,8 +103,8 @@ async def test_a_new_version_reaches_jwt_signing_without_restart(
 ) -> None:
     first = new_jwk("HS256")
     gcp.add("jwt-keys", json.dumps({"keys": [first]}))
-    app = create_app(make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=1))
-    async with app.router.lifespan_context(app):
+    settings = make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=1)
+    async with running_app(settings) as app:
 
         async def add_version() -> str:
             second = new_jwk("HS256")

@@ -10,21 +10,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 
-from app.main import create_app
 from app.secrets import SecretStore
 from app.secrets.errors import SecretFetchError
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
     new_ring,
     open_error,
+    provider_calls_while_serving,
     rotate_ring,
     signing_kid,
     wait_for,
 )
+from tests.support.app import client_for, running_app
 from tests.support.cloud.http import Recorded, Reply
 from tests.support.cloud.vault import FakeVault
 from tests.support.private_services import private_postgres
@@ -148,18 +148,14 @@ async def test_rotation_is_served_without_restart_and_outages_keep_the_last_valu
     monkeypatch.setenv("VAULT_TOKEN", vault.new_token())
     first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
     vault.put("secret/backend", {"jwt_keys": first})
-    app = create_app(make_settings(jwt_keys="vault://secret/backend#jwt_keys",
-                                   secrets_refresh_seconds=1))
-    async with app.router.lifespan_context(app):
+    settings = make_settings(jwt_keys="vault://secret/backend#jwt_keys",
+                             secrets_refresh_seconds=1)
+    async with running_app(settings) as app:
         store: SecretStore = app.state.secrets
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            before = len(vault.server.requests)
-            for _ in range(20):
-                assert (await client.get("/health/live")).status_code == 200
-            assert (await client.get("/health/ready")).status_code == 200
+        async with client_for(app) as client:
+            calls = await provider_calls_while_serving(client, vault.server.requests)
             # Refreshes may happen meanwhile, but requests add none: at most the timed ones.
-            assert len(vault.server.requests) - before <= 2
+            assert calls <= 2
 
             vault.put("secret/backend", {"jwt_keys": second})
             await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
@@ -203,8 +199,7 @@ async def test_dynamic_database_credentials_are_one_lease_renewed_then_replaced(
         settings = make_settings(database_url=pg.url(user="nobody"),
                                  database_credentials="vault://database/creds/app",
                                  secrets_refresh_seconds=60)
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
+        async with running_app(settings) as app:
             engine = app.state.engine
             assert engine.pool._recycle == 1  # a quarter of the 4 s lease
             entry = app.state.secrets.entry("DATABASE_CREDENTIALS")

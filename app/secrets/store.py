@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from app.audit import audit
+from app.audit import SECRET_LOADED, SECRET_REFRESH_FAILED, SECRET_ROTATED, audit
 from app.config import SECRET_SETTINGS, Settings
 from app.secrets.bindings import Binding, bind_secrets_collecting, generated_binding
 from app.secrets.errors import ConfigError, ConfigProblem, SecretFetchError
@@ -159,7 +159,7 @@ class SecretStore:
         for name, entry in entries.items():
             self._schedule[name] = _Schedule(self._next_due(now, entry.ttl),
                                              self._signature(name))
-            audit("secret.loaded", setting=name, source=entry.source, origin=entry.origin,
+            audit(SECRET_LOADED, setting=name, source=entry.source, origin=entry.origin,
                   version=entry.version)
         return problems
 
@@ -274,7 +274,7 @@ class SecretStore:
             self._refresh_ok(binding, schedule)
             self._notify("secret_rotated", binding)
             updated[name] = result
-            audit("secret.rotated", setting=name, source=binding.source, origin=binding.origin,
+            audit(SECRET_ROTATED, setting=name, source=binding.source, origin=binding.origin,
                   version=result.version,
                   previous_version=current.version if current is not None else None)
         if renewed:
@@ -362,7 +362,7 @@ class SecretStore:
         self._notify("secret_refresh_failed", binding)
         logger.warning("secret refresh failed for %s (%s): %s; keeping the last good value",
                        binding.setting, binding.source, reason)
-        audit("secret.refresh_failed", setting=binding.setting, source=binding.source,
+        audit(SECRET_REFRESH_FAILED, setting=binding.setting, source=binding.source,
               origin=binding.origin, reason=reason)
 
     def _refresh_ok(self, binding: Binding, schedule: _Schedule) -> None:

@@ -121,10 +121,9 @@ class SecretStore:
             bindings = {name: b for name, b in bindings.items() if name in only}
             problems = [p for p in problems if p.setting in only]
         store = cls(settings=settings, bindings=bindings, providers=providers)
-        store._problems = {p.setting: p for p in problems}
         required = REQUIRED if only is None else REQUIRED & set(only)
         try:
-            problems += await store._load(required - set(store._problems))
+            problems += await store._load(required - {p.setting for p in problems})
         except BaseException:
             await store.aclose()
             raise

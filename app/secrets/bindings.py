@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import SECRET_SETTINGS, Settings
-from app.secrets.errors import ConfigError, ConfigProblem, SecretNotFound
+from app.secrets.errors import ConfigProblem, SecretNotFound
 from app.secrets.providers.base import Fetched, SecretProvider
 from app.secrets.providers.file import (
     Signature,
@@ -82,19 +82,11 @@ def generated_binding(setting: str, value: str) -> Binding:
                    _constant(value, "generated"))
 
 
-def bind_secrets(settings: Settings, provider_for: ProviderFor) -> dict[str, Binding]:
-    """Decide the source of every configured secret; raise ConfigError listing every conflict."""
-    bindings, problems = bind_secrets_collecting(settings, provider_for)
-    if problems:
-        raise ConfigError(problems)
-    return bindings
-
-
-def bind_secrets_collecting(
+def bind_secrets(
     settings: Settings, provider_for: ProviderFor
 ) -> tuple[dict[str, Binding], list[ConfigProblem]]:
-    """Like `bind_secrets`, but return the problems next to the bindings that did work, so
-    `config check` can show a full table."""
+    """Decide the source of every configured secret. The problems come back next to the
+    bindings that did work, so `config check` can show a full table."""
     problems: list[ConfigProblem] = []
     bindings: dict[str, Binding] = {}
     for name in SECRET_SETTINGS:

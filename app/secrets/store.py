@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from app.audit import SECRET_LOADED, SECRET_REFRESH_FAILED, SECRET_ROTATED, audit
 from app.config import SECRET_SETTINGS, Settings
-from app.secrets.bindings import Binding, bind_secrets_collecting, generated_binding
+from app.secrets.bindings import Binding, bind_secrets, generated_binding
 from app.secrets.errors import ConfigError, ConfigProblem, SecretFetchError
 from app.secrets.policy import REQUIRED, check_value
 from app.secrets.providers.base import SecretProvider
@@ -116,7 +116,7 @@ class SecretStore:
                 providers[scheme] = load_provider(scheme, settings)
             return providers[scheme]
 
-        bindings, problems = bind_secrets_collecting(settings, provider_for)
+        bindings, problems = bind_secrets(settings, provider_for)
         if only is not None:
             bindings = {name: b for name, b in bindings.items() if name in only}
             problems = [p for p in problems if p.setting in only]

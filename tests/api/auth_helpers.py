@@ -1,4 +1,4 @@
-"""Shared steps for the auth API tests: register, log in, authorise."""
+"""Shared steps for the auth API tests: register, log in, authorise, refresh, log out."""
 
 from __future__ import annotations
 
@@ -41,3 +41,15 @@ async def signed_in(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def me(client: httpx.AsyncClient, access_token: str) -> httpx.Response:
+    return await client.get("/api/v1/users/me", headers=bearer(access_token))
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+
+async def logout(client: httpx.AsyncClient, access_token: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/logout", headers=bearer(access_token))

@@ -8,7 +8,17 @@ import time
 import httpx
 import jwt
 
-from tests.api.auth_helpers import PASSWORD, bearer, login, new_email, register, signed_in
+from tests.api.auth_helpers import (
+    PASSWORD,
+    bearer,
+    login,
+    logout,
+    me,
+    new_email,
+    refresh,
+    register,
+    signed_in,
+)
 from tests.conftest import SettingsFactory
 from tests.support.app import running_client
 
@@ -86,7 +96,7 @@ async def test_unknown_user_and_wrong_password_look_the_same(client: httpx.Async
 
 async def test_me_returns_the_user(client: httpx.AsyncClient) -> None:
     email, tokens = await signed_in(client)
-    response = await client.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
+    response = await me(client, tokens["access_token"])
     assert response.status_code == 200
     assert response.json()["email"] == email
     assert set(response.json()) == {"id", "email"}
@@ -100,7 +110,7 @@ async def test_me_requires_a_bearer_header(client: httpx.AsyncClient) -> None:
     assert in_query.status_code == 401, "tokens in query strings are ignored"
     in_cookie = await client.get("/api/v1/users/me", headers={"Cookie": f"access_token={token}"})
     assert in_cookie.status_code == 401
-    garbage = await client.get("/api/v1/users/me", headers=bearer("not.a.token"))
+    garbage = await me(client, "not.a.token")
     assert garbage.status_code == 401
     assert "not.a.token" not in garbage.text
 
@@ -109,10 +119,9 @@ async def test_refresh_and_access_tokens_are_not_interchangeable(
     client: httpx.AsyncClient
 ) -> None:
     _, tokens = await signed_in(client)
-    as_access = await client.get("/api/v1/users/me", headers=bearer(tokens["refresh_token"]))
+    as_access = await me(client, tokens["refresh_token"])
     assert as_access.status_code == 401
-    as_refresh = await client.post("/api/v1/auth/refresh",
-                                   json={"refresh_token": tokens["access_token"]})
+    as_refresh = await refresh(client, tokens["access_token"])
     assert as_refresh.status_code == 401
 
 
@@ -120,16 +129,13 @@ async def test_refresh_rotates_and_the_old_token_is_single_use(
     client: httpx.AsyncClient
 ) -> None:
     _, tokens = await signed_in(client)
-    first = await client.post("/api/v1/auth/refresh",
-                              json={"refresh_token": tokens["refresh_token"]})
+    first = await refresh(client, tokens["refresh_token"])
     assert first.status_code == 200
     pair = first.json()
     assert set(pair) == {"access_token", "refresh_token", "token_type", "expires_in"}
     assert pair["refresh_token"] != tokens["refresh_token"]
-    me = await client.get("/api/v1/users/me", headers=bearer(pair["access_token"]))
-    assert me.status_code == 200
-    second = await client.post("/api/v1/auth/refresh",
-                               json={"refresh_token": pair["refresh_token"]})
+    assert (await me(client, pair["access_token"])).status_code == 200
+    second = await refresh(client, pair["refresh_token"])
     assert second.status_code == 200
 
 
@@ -137,19 +143,15 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_family(
     client: httpx.AsyncClient
 ) -> None:
     _, tokens = await signed_in(client)
-    rotated = await client.post("/api/v1/auth/refresh",
-                                json={"refresh_token": tokens["refresh_token"]})
+    rotated = await refresh(client, tokens["refresh_token"])
     newest = rotated.json()
-    replay = await client.post("/api/v1/auth/refresh",
-                               json={"refresh_token": tokens["refresh_token"]})
+    replay = await refresh(client, tokens["refresh_token"])
     assert replay.status_code == 401
     # The thief's replay killed the whole family: the legitimate newest token is dead too,
     # and so are the session's access tokens.
-    after = await client.post("/api/v1/auth/refresh",
-                              json={"refresh_token": newest["refresh_token"]})
+    after = await refresh(client, newest["refresh_token"])
     assert after.status_code == 401
-    me = await client.get("/api/v1/users/me", headers=bearer(newest["access_token"]))
-    assert me.status_code == 401
+    assert (await me(client, newest["access_token"])).status_code == 401
 
 
 async def test_ten_concurrent_refreshes_have_at_most_one_winner(
@@ -167,7 +169,7 @@ async def test_ten_concurrent_refreshes_have_at_most_one_winner(
 
 async def test_garbage_refresh_tokens_are_401(client: httpx.AsyncClient) -> None:
     for token in ["", "x", "a" * 22 + "." + "b" * 43, "a.b.c", "€" * 10]:
-        response = await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+        response = await refresh(client, token)
         assert response.status_code in {401, 422}, token
         if token:
             assert token not in response.text
@@ -178,15 +180,14 @@ async def test_logout_revokes_the_access_token_and_the_family(
 ) -> None:
     _, tokens = await signed_in(client)
     access = tokens["access_token"]
-    assert (await client.get("/api/v1/users/me", headers=bearer(access))).status_code == 200
-    out = await client.post("/api/v1/auth/logout", headers=bearer(access))
+    assert (await me(client, access)).status_code == 200
+    out = await logout(client, access)
     assert out.status_code == 204
-    assert (await client.get("/api/v1/users/me", headers=bearer(access))).status_code == 401
-    again = await client.post("/api/v1/auth/logout", headers=bearer(access))
+    assert (await me(client, access)).status_code == 401
+    again = await logout(client, access)
     assert again.status_code == 401
-    refresh = await client.post("/api/v1/auth/refresh",
-                                json={"refresh_token": tokens["refresh_token"]})
-    assert refresh.status_code == 401
+    refreshed = await refresh(client, tokens["refresh_token"])
+    assert refreshed.status_code == 401
 
 
 async def test_logout_with_a_refresh_token_of_another_login_revokes_it_too(
@@ -199,9 +200,8 @@ async def test_logout_with_a_refresh_token_of_another_login_revokes_it_too(
     out = await client.post("/api/v1/auth/logout", headers=bearer(one["access_token"]),
                             json={"refresh_token": two["refresh_token"]})
     assert out.status_code == 204
-    refresh = await client.post("/api/v1/auth/refresh",
-                                json={"refresh_token": two["refresh_token"]})
-    assert refresh.status_code == 401
+    refreshed = await refresh(client, two["refresh_token"])
+    assert refreshed.status_code == 401
 
 
 async def test_logout_without_a_token_is_401(client: httpx.AsyncClient) -> None:
@@ -213,7 +213,7 @@ async def test_revoked_access_token_ttl_matches_its_remaining_lifetime(
 ) -> None:
     _, tokens = await signed_in(client)
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
-    await client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]))
+    await logout(client, tokens["access_token"])
     redis = app.state.redis  # type: ignore[attr-defined]
     score = await redis.zscore(f"{redis_prefix}revoked", f"jti:{claims['jti']}")
     assert score == claims["exp"]
@@ -225,12 +225,10 @@ async def test_family_has_an_absolute_maximum_age(make_settings: SettingsFactory
     settings = make_settings(refresh_family_max_age_seconds=2)
     async with running_client(settings) as client:
         _, tokens = await signed_in(client)
-        first = await client.post("/api/v1/auth/refresh",
-                                  json={"refresh_token": tokens["refresh_token"]})
+        first = await refresh(client, tokens["refresh_token"])
         assert first.status_code == 200
         time.sleep(2.2)
-        late = await client.post("/api/v1/auth/refresh",
-                                 json={"refresh_token": first.json()["refresh_token"]})
+        late = await refresh(client, first.json()["refresh_token"])
         assert late.status_code == 401
 
 
@@ -238,18 +236,16 @@ async def test_refresh_token_expires_after_its_own_ttl(make_settings: SettingsFa
     async with running_client(make_settings(refresh_token_ttl_seconds=1)) as client:
         _, tokens = await signed_in(client)
         time.sleep(1.2)
-        late = await client.post("/api/v1/auth/refresh",
-                                 json={"refresh_token": tokens["refresh_token"]})
+        late = await refresh(client, tokens["refresh_token"])
         assert late.status_code == 401
 
 
 async def test_expired_access_token_is_401(make_settings: SettingsFactory) -> None:
     async with running_client(make_settings(access_token_ttl_seconds=1)) as client:
         _, tokens = await signed_in(client)
-        headers = bearer(tokens["access_token"])
-        assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
+        assert (await me(client, tokens["access_token"])).status_code == 200
         time.sleep(2.1)
-        assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401
+        assert (await me(client, tokens["access_token"])).status_code == 401
 
 
 async def test_malleated_encodings_of_a_logged_out_token_stay_revoked(
@@ -258,7 +254,7 @@ async def test_malleated_encodings_of_a_logged_out_token_stay_revoked(
     _, tokens = await signed_in(client)
     token = tokens["access_token"]
     header, payload, signature = token.split(".")
-    assert (await client.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 204
+    assert (await logout(client, token)).status_code == 204
     std_alphabet = signature.replace("-", "+").replace("_", "/")
     variants = [
         token,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.security.runtime import Security
-from tests.api.auth_helpers import bearer, signed_in
+from tests.api.auth_helpers import login, logout, me, refresh, signed_in
 from tests.conftest import SettingsFactory
 from tests.support.app import client_for, running_app
 from tests.support.private_services import private_redis
@@ -25,12 +25,12 @@ async def _mirror_live(app: object, timeout: float = 5) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _status_settles(client: httpx.AsyncClient, headers: dict[str, str], expected: int,
+async def _status_settles(client: httpx.AsyncClient, access_token: str, expected: int,
                           never: int | None = None, timeout: float = 3) -> list[int]:
     seen = []
     deadline = time.monotonic() + timeout
     while True:
-        status = (await client.get("/api/v1/users/me", headers=headers)).status_code
+        status = (await me(client, access_token)).status_code
         seen.append(status)
         assert status != never, f"got {never}: {seen}"
         if status == expected or time.monotonic() > deadline:
@@ -47,10 +47,9 @@ async def test_logout_on_one_replica_is_refused_by_another(
         await _mirror_live(one)
         await _mirror_live(two)
         _, tokens = await signed_in(a)
-        headers = bearer(tokens["access_token"])
-        assert (await b.get("/api/v1/users/me", headers=headers)).status_code == 200
-        assert (await a.post("/api/v1/auth/logout", headers=headers)).status_code == 204
-        seen = await _status_settles(b, headers, 401, timeout=2)
+        assert (await me(b, tokens["access_token"])).status_code == 200
+        assert (await logout(a, tokens["access_token"])).status_code == 204
+        seen = await _status_settles(b, tokens["access_token"], 401, timeout=2)
         assert seen[-1] == 401, seen
         # Replica two answered from its local mirror: no Redis round trip was needed.
         assert two.state.security.revocations.mirror_is_live
@@ -62,11 +61,10 @@ async def test_a_replica_started_after_the_logout_knows_about_it(
     settings = make_settings()
     async with running_app(settings) as one, client_for(one) as a:
         _, tokens = await signed_in(a)
-        headers = bearer(tokens["access_token"])
-        assert (await a.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+        assert (await logout(a, tokens["access_token"])).status_code == 204
     async with running_app(settings) as late, client_for(late) as c:
         await _mirror_live(late)
-        assert (await c.get("/api/v1/users/me", headers=headers)).status_code == 401
+        assert (await me(c, tokens["access_token"])).status_code == 401
 
 
 async def test_refresh_reuse_on_another_replica_revokes_the_family(
@@ -76,14 +74,11 @@ async def test_refresh_reuse_on_another_replica_revokes_the_family(
     async with running_app(settings) as one, running_app(settings) as two, \
             client_for(one) as a, client_for(two) as b:
         _, tokens = await signed_in(a)
-        rotated = await a.post("/api/v1/auth/refresh",
-                               json={"refresh_token": tokens["refresh_token"]})
+        rotated = await refresh(a, tokens["refresh_token"])
         assert rotated.status_code == 200
-        replay = await b.post("/api/v1/auth/refresh",
-                              json={"refresh_token": tokens["refresh_token"]})
+        replay = await refresh(b, tokens["refresh_token"])
         assert replay.status_code == 401
-        newest = await a.post("/api/v1/auth/refresh",
-                              json={"refresh_token": rotated.json()["refresh_token"]})
+        newest = await refresh(a, rotated.json()["refresh_token"])
         assert newest.status_code == 401
 
 
@@ -94,17 +89,12 @@ async def test_unreachable_redis_gives_503_never_200(make_settings: SettingsFact
     closed = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
                            redis_socket_timeout_seconds=0.5)
     async with running_app(closed) as down, client_for(down) as c:
-        headers = bearer(tokens["access_token"])
-        me = await c.get("/api/v1/users/me", headers=headers)
-        assert me.status_code == 503
-        assert tokens["access_token"] not in me.text
-        assert (await c.post("/api/v1/auth/logout", headers=headers)).status_code == 503
-        refresh = await c.post("/api/v1/auth/refresh",
-                               json={"refresh_token": tokens["refresh_token"]})
-        assert refresh.status_code == 503
-        login = await c.post("/api/v1/auth/login", data={"username": "a@b.example",
-                                                         "password": "whatever1"})
-        assert login.status_code == 503
+        profile = await me(c, tokens["access_token"])
+        assert profile.status_code == 503
+        assert tokens["access_token"] not in profile.text
+        assert (await logout(c, tokens["access_token"])).status_code == 503
+        assert (await refresh(c, tokens["refresh_token"])).status_code == 503
+        assert (await login(c, "a@b.example", "whatever1")).status_code == 503
 
 
 @pytest.mark.slow
@@ -117,22 +107,15 @@ async def test_redis_stopping_while_serving_fails_closed_then_recovers(
             await _mirror_live(app)
             _, revoked = await signed_in(client)
             _, valid = await signed_in(client)
-            revoked_headers = bearer(revoked["access_token"])
-            valid_headers = bearer(valid["access_token"])
-            assert (await client.post("/api/v1/auth/logout",
-                                      headers=revoked_headers)).status_code == 204
-            assert (await client.get("/api/v1/users/me", headers=valid_headers)).status_code \
-                == 200
+            assert (await logout(client, revoked["access_token"])).status_code == 204
+            assert (await me(client, valid["access_token"])).status_code == 200
             redis_server.stop()
-            seen = await _status_settles(client, valid_headers, 503, timeout=3)
+            seen = await _status_settles(client, valid["access_token"], 503, timeout=3)
             assert seen[-1] == 503, seen
-            revoked_status = (await client.get("/api/v1/users/me",
-                                               headers=revoked_headers)).status_code
-            assert revoked_status in {401, 503}
+            assert (await me(client, revoked["access_token"])).status_code in {401, 503}
             redis_server.start()
-            recovered = await _status_settles(client, valid_headers, 200, never=500,
+            recovered = await _status_settles(client, valid["access_token"], 200, never=500,
                                               timeout=10)
             assert recovered[-1] == 200, recovered
             # Redis came back empty (no persistence); this replica still remembers the logout.
-            after = await client.get("/api/v1/users/me", headers=revoked_headers)
-            assert after.status_code == 401
+            assert (await me(client, revoked["access_token"])).status_code == 401

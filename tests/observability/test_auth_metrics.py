@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
-
-from app.main import create_app
-from tests.api.auth_helpers import PASSWORD, bearer, login, new_email, register
+from tests.api.auth_helpers import PASSWORD, login, logout, new_email, refresh, register
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.observability.scraping import Samples, scrape, value
+from tests.support.app import running_client
 
 
 def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
@@ -21,33 +19,27 @@ def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
 async def test_login_refresh_reuse_logout_and_lockout_are_counted_and_audited(
     make_settings: SettingsFactory, json_logs: LogLines,
 ) -> None:
-    app = create_app(make_settings(login_max_failures=2))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            before = await scrape(client)
-            email = new_email()
-            user = await register(client, email)
-            assert (await login(client, new_email())).status_code == 401  # unknown account
-            assert (await login(client, email, "wrong password!")).status_code == 401
-            assert (await login(client, email, "wrong password!")).status_code == 401
-            assert (await login(client, email)).status_code == 429  # past the limit
-            other = new_email()
-            await register(client, other)
-            signed = await login(client, other)
-            assert signed.status_code == 200
-            tokens = signed.json()
-            rotated = await client.post("/api/v1/auth/refresh",
-                                        json={"refresh_token": tokens["refresh_token"]})
-            assert rotated.status_code == 200
-            reused = await client.post("/api/v1/auth/refresh",
-                                       json={"refresh_token": tokens["refresh_token"]})
-            assert reused.status_code == 401
-            again = await login(client, other)
-            out = await client.post("/api/v1/auth/logout",
-                                    headers=bearer(again.json()["access_token"]))
-            assert out.status_code == 204
-            after = await scrape(client)
+    async with running_client(make_settings(login_max_failures=2)) as client:
+        before = await scrape(client)
+        email = new_email()
+        user = await register(client, email)
+        assert (await login(client, new_email())).status_code == 401  # unknown account
+        assert (await login(client, email, "wrong password!")).status_code == 401
+        assert (await login(client, email, "wrong password!")).status_code == 401
+        assert (await login(client, email)).status_code == 429  # past the limit
+        other = new_email()
+        await register(client, other)
+        signed = await login(client, other)
+        assert signed.status_code == 200
+        tokens = signed.json()
+        rotated = await refresh(client, tokens["refresh_token"])
+        assert rotated.status_code == 200
+        reused = await refresh(client, tokens["refresh_token"])
+        assert reused.status_code == 401
+        again = await login(client, other)
+        out = await logout(client, again.json()["access_token"])
+        assert out.status_code == 204
+        after = await scrape(client)
 
     assert delta(after, before, "auth_login_failures_total", reason="unknown_account") == 1
     assert delta(after, before, "auth_login_failures_total", reason="wrong_password") == 2

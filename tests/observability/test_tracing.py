@@ -7,13 +7,13 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from app.main import create_app
 from tests.api.auth_helpers import PASSWORD, login, new_email, register
 from tests.conftest import SettingsFactory
+from tests.support.app import client_for
 
 
 class Receiver(ThreadingHTTPServer):
@@ -74,11 +74,9 @@ async def test_requests_sql_and_redis_are_exported_without_secrets(
                                    otel_service_name="traced-test"))
     assert has_otel_middleware(app)
     email = new_email()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            await register(client, email)
-            tokens = (await login(client, email)).json()
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        await register(client, email)
+        tokens = (await login(client, email)).json()
     # Leaving the lifespan shut the provider down, which flushed the queued spans.
     assert receiver.requests, "no spans were exported"
     assert {path for path, _ in receiver.requests} == {"/v1/traces"}

@@ -1,10 +1,12 @@
-"""Values that pass each secret's validation, and a clean environment for Settings()."""
+"""Values that pass each secret's validation, a clean environment for Settings(), and a
+secret file rewritten the way a rotation job does it."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +29,10 @@ def clear_secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
             upper in (name, f"{name}_FILE") for name in SECRET_SETTINGS
         ):
             monkeypatch.delenv(key)
+
+
+def write_atomically(path: Path, value: str) -> None:
+    """Stage the new value beside the file and rename it over (readers never see half a value)."""
+    staged = path.with_name(f".{path.name}.new")
+    staged.write_text(value + "\n")
+    os.replace(staged, path)

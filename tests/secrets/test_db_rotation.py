@@ -5,7 +5,6 @@ role's password becomes pw2 and the secret file is rewritten; new connections us
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from pathlib import Path
@@ -17,15 +16,10 @@ from sqlalchemy import text
 
 from app.main import create_app
 from tests.conftest import SettingsFactory
+from tests.secrets.helpers import write_atomically
 from tests.support.private_services import private_postgres
 
 pytestmark = pytest.mark.slow
-
-
-def write_atomically(path: Path, value: str) -> None:
-    staged = path.with_name(f".{path.name}.new")
-    staged.write_text(value + "\n")
-    os.replace(staged, path)
 
 
 async def test_new_connections_use_the_rotated_password(

@@ -5,7 +5,6 @@ opening new connections throughout (each authenticates with the store's CURRENT 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from pathlib import Path
@@ -17,15 +16,10 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from app.main import create_app
 from tests.conftest import SettingsFactory
+from tests.secrets.helpers import write_atomically
 from tests.support.private_services import private_redis
 
 pytestmark = pytest.mark.slow
-
-
-def write_atomically(path: Path, value: str) -> None:
-    staged = path.with_name(f".{path.name}.new")
-    staged.write_text(value + "\n")
-    os.replace(staged, path)
 
 
 async def test_acl_password_rotation_never_fails_a_command(

@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator
 import pytest
 from fastapi import FastAPI
 
-from app.secrets import SecretStore
-from app.security.users_cache import UserDirectory
 from tests.api.auth_helpers import bearer, signed_in
 from tests.conftest import SettingsFactory
 from tests.security.user_cache_helpers import (
@@ -30,6 +28,7 @@ from tests.security.user_cache_helpers import (
     me_becomes,
     silently,
     sql,
+    standalone_directory,
 )
 from tests.support.app import client_for, running_app
 
@@ -118,9 +117,7 @@ async def test_without_the_listener_every_lookup_reads_the_database(
     make_settings: SettingsFactory, database_url: str
 ) -> None:
     settings = make_settings()
-    store = await SecretStore.open(settings)
-    directory = UserDirectory(settings, store)  # never started: no LISTEN connection
-    try:
+    async with standalone_directory(settings) as directory:  # never started: no LISTEN connection
         user_id = await _insert_user(database_url)
         found = await directory.lookup(str(user_id))
         assert found is not None
@@ -134,9 +131,6 @@ async def test_without_the_listener_every_lookup_reads_the_database(
         assert await directory.lookup(str(user_id)) is None
         assert len(directory) == 0
         assert await directory.lookup("not-a-uuid") is None
-    finally:
-        await directory.aclose()
-        await store.aclose()
 
 
 async def test_a_pooled_connection_dropped_by_the_server_is_replaced_transparently(
@@ -145,9 +139,7 @@ async def test_a_pooled_connection_dropped_by_the_server_is_replaced_transparent
     """No pre-ping on the lookup pool: a dead connection is found by the query and the read is
     retried once on a fresh connection (what pre-ping would have done, one round trip cheaper)."""
     settings = make_settings(db_pool_size=2)
-    store = await SecretStore.open(settings)
-    directory = UserDirectory(settings, store)
-    try:
+    async with standalone_directory(settings) as directory:
         user_id = await _insert_user(database_url)
         assert await directory.lookup(str(user_id)) is not None  # the pool now holds one
         await sql(database_url, (
@@ -156,19 +148,13 @@ async def test_a_pooled_connection_dropped_by_the_server_is_replaced_transparent
             "AND application_name = 'fastapi-secrets-template'",))
         for _ in range(3):
             assert await directory.lookup(str(user_id)) is not None
-    finally:
-        await directory.aclose()
-        await store.aclose()
 
 
 async def test_entries_are_bounded_and_expire_even_without_a_notify(
     make_settings: SettingsFactory, database_url: str
 ) -> None:
     settings = make_settings()
-    store = await SecretStore.open(settings)
-    directory = UserDirectory(settings, store, size=2, max_age=0.3)
-    directory.start()
-    try:
+    async with standalone_directory(settings, size=2, max_age=0.3, start=True) as directory:
         await listener_live(directory)
         users = [await _insert_user(database_url) for _ in range(3)]
         for user_id in users:
@@ -183,9 +169,6 @@ async def test_entries_are_bounded_and_expire_even_without_a_notify(
         expired = await directory.lookup(str(users[2]))
         assert expired is not None
         assert not expired.is_active  # the backstop: read again once older than max_age
-    finally:
-        await directory.aclose()
-        await store.aclose()
 
 
 async def test_the_listener_connection_is_recycled_like_pooled_ones(
@@ -193,10 +176,7 @@ async def test_the_listener_connection_is_recycled_like_pooled_ones(
 ) -> None:
     """Leased credentials (Vault) must not outlive DB_POOL_RECYCLE_SECONDS on any connection."""
     settings = make_settings(db_pool_recycle_seconds=1)
-    store = await SecretStore.open(settings)
-    directory = UserDirectory(settings, store)
-    directory.start()
-    try:
+    async with standalone_directory(settings, start=True) as directory:
         await listener_live(directory)
         first = directory.listener_pid
         deadline = time.monotonic() + 5
@@ -207,6 +187,3 @@ async def test_the_listener_connection_is_recycled_like_pooled_ones(
         user_id = await _insert_user(database_url)
         assert await directory.lookup(str(user_id)) is not None
         assert len(directory) == 1  # cached again under the new connection
-    finally:
-        await directory.aclose()
-        await store.aclose()

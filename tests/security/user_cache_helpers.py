@@ -1,17 +1,21 @@
-"""Steps shared by the user-cache tests: SQL on a connection of the test's own, waiting for the
-app's LISTEN connection, polling /users/me."""
+"""Steps shared by the user-cache tests: SQL on a connection of the test's own, a directory
+outside any app, waiting for the app's LISTEN connection, polling /users/me."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from app.security.users_cache import UserDirectory
+from app.config import Settings
+from app.secrets import SecretStore
+from app.security.users_cache import CACHE_SIZE, MAX_AGE_SECONDS, UserDirectory
 from tests.support.services import asyncpg_dsn
 
 ME = "/api/v1/users/me"
@@ -34,6 +38,22 @@ async def silently(database_url: str, query: str, *args: Any) -> None:
               ("ALTER TABLE users DISABLE TRIGGER users_changed",),
               (query, *args),
               ("ALTER TABLE users ENABLE ALWAYS TRIGGER users_changed",))
+
+
+@asynccontextmanager
+async def standalone_directory(settings: Settings, *, start: bool = False,
+                               size: int = CACHE_SIZE, max_age: float = MAX_AGE_SECONDS,
+                               ) -> AsyncIterator[UserDirectory]:
+    """A UserDirectory on a store of its own; its LISTEN connection runs only with `start`."""
+    store = await SecretStore.open(settings)
+    directory = UserDirectory(settings, store, size=size, max_age=max_age)
+    try:
+        if start:
+            directory.start()
+        yield directory
+    finally:
+        await directory.aclose()
+        await store.aclose()
 
 
 def directory_of(app: FastAPI) -> UserDirectory:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import asyncpg
 import httpx
 from argon2 import extract_parameters
 
-from tests.api.auth_helpers import PASSWORD, bearer, login, new_email, register, signed_in
+from tests.api.auth_helpers import (
+    PASSWORD,
+    bearer,
+    login,
+    me,
+    new_email,
+    refresh,
+    register,
+    signed_in,
+)
 from tests.conftest import SettingsFactory
+from tests.security.user_cache_helpers import me_becomes
 from tests.support.app import running_client
 from tests.support.services import asyncpg_dsn
 
@@ -23,41 +30,26 @@ async def _sql(database_url: str, query: str, *args: object) -> object:
         await connection.close()
 
 
-async def _me_status_becomes(client: httpx.AsyncClient, headers: dict[str, str],
-                             expected: int, within: float = 2.0) -> list[int]:
-    """Poll /users/me until it answers `expected` (the user cache learns of a change by NOTIFY,
-    within milliseconds; docs/jwt.md "User status and caching")."""
-    seen: list[int] = []
-    deadline = time.monotonic() + within
-    while True:
-        seen.append((await client.get("/api/v1/users/me", headers=headers)).status_code)
-        if seen[-1] == expected or time.monotonic() > deadline:
-            return seen
-        await asyncio.sleep(0.01)
-
-
 async def test_disabled_user_gets_401_promptly(client: httpx.AsyncClient,
                                                database_url: str) -> None:
     email, tokens = await signed_in(client)
     headers = bearer(tokens["access_token"])
-    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
+    assert (await me(client, tokens["access_token"])).status_code == 200
     await _sql(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
-    seen = await _me_status_becomes(client, headers, 401)
+    seen = await me_becomes(client, headers, 401)
     assert seen[-1] == 401, seen
     assert set(seen) <= {200, 401}, seen
     # Login and refresh read the row itself: refused at once.
     assert (await login(client, email)).status_code == 401
-    refresh = await client.post("/api/v1/auth/refresh",
-                                json={"refresh_token": tokens["refresh_token"]})
-    assert refresh.status_code == 401
+    assert (await refresh(client, tokens["refresh_token"])).status_code == 401
 
 
 async def test_deleted_user_gets_401(client: httpx.AsyncClient, database_url: str) -> None:
     email, tokens = await signed_in(client)
     headers = bearer(tokens["access_token"])
-    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
+    assert (await me(client, tokens["access_token"])).status_code == 200
     await _sql(database_url, "DELETE FROM users WHERE email = $1", email)
-    seen = await _me_status_becomes(client, headers, 401)
+    seen = await me_becomes(client, headers, 401)
     assert seen[-1] == 401, seen
 
 

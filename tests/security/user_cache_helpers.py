@@ -70,6 +70,8 @@ async def listener_live(directory: UserDirectory, timeout: float = 5) -> None:
 
 async def me_becomes(client: httpx.AsyncClient, headers: dict[str, str], expected: int,
                      within: float = 2.0) -> list[int]:
+    """Poll /users/me until it answers `expected` or `within` passes; every status seen (the
+    user cache learns of a change by NOTIFY, within milliseconds: docs/jwt.md)."""
     seen: list[int] = []
     deadline = time.monotonic() + within
     while True:

@@ -7,6 +7,7 @@ Bindings are decided once at startup; values are re-fetched through them for the
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,11 @@ def _file(path: Path, within: Path | None = None) -> Callable[[], Awaitable[Fetc
     return fetch
 
 
-def _via_provider(provider: SecretProvider, ref: Reference) -> Callable[[], Awaitable[Fetched]]:
+def _selecting(read: Callable[[], Awaitable[Fetched]],
+               ref: Reference) -> Callable[[], Awaitable[Fetched]]:
+    """`read`, then the reference's `#json-key` applied to what it returned."""
     async def fetch() -> Fetched:
-        fetched = await provider.fetch(ref)
+        fetched = await read()
         return Fetched(select_json_key(fetched.value, ref), fetched.version, fetched.ttl)
 
     return fetch
@@ -106,7 +109,7 @@ def bind_secrets(
             origin = f"{name}={ref}"
             if ref.scheme == "file":
                 target = Path("/" + ref.path.lstrip("/"))
-                bindings[name] = Binding(name, "file", origin, _via_provider_file(target, ref),
+                bindings[name] = Binding(name, "file", origin, _selecting(_file(target), ref),
                                          _probe(target), ref)
                 continue
             try:
@@ -118,7 +121,8 @@ def bind_secrets(
                 problems.append(ConfigProblem(name, origin,
                                               f"provider cannot start ({type(exc).__name__})"))
                 continue
-            bindings[name] = Binding(name, ref.scheme, origin, _via_provider(provider, ref),
+            bindings[name] = Binding(name, ref.scheme, origin,
+                                     _selecting(functools.partial(provider.fetch, ref), ref),
                                      reference=ref)
         elif path is not None:
             if path == Path():  # `X_FILE=` (empty) parses as "."
@@ -136,13 +140,3 @@ def bind_secrets(
                 problems.append(ConfigProblem(name, f"SECRETS_DIR file {scan.refused}",
                                               scan.reason))
     return bindings, problems
-
-
-def _via_provider_file(path: Path, ref: Reference) -> Callable[[], Awaitable[Fetched]]:
-    read = _file(path)
-
-    async def fetch() -> Fetched:
-        fetched = await read()
-        return Fetched(select_json_key(fetched.value, ref), fetched.version)
-
-    return fetch

@@ -3,7 +3,6 @@ Redis commands are exported over OTLP/HTTP (here to a receiver on 127.0.0.1), wi
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +13,7 @@ from app.main import create_app
 from tests.api.auth_helpers import PASSWORD, login, new_email, register
 from tests.conftest import SettingsFactory
 from tests.support.app import client_for
+from tests.support.cloud.http import serving
 
 
 class Receiver(ThreadingHTTPServer):
@@ -43,14 +43,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Receiver()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def has_otel_middleware(app: object) -> bool:

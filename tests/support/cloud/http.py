@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import json
 import re
+import socketserver
 import ssl
 import threading
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 
 class _Server(ThreadingHTTPServer):
@@ -48,6 +49,7 @@ class Reply:
 
 
 Handler = Callable[[re.Match[str], Recorded], Reply]
+_AnyServer = TypeVar("_AnyServer", bound=socketserver.BaseServer)
 
 
 class FakeServer:
@@ -138,13 +140,19 @@ class FakeServer:
             server.socket = context.wrap_socket(server.socket, server_side=True)
             self.scheme = "https"
         self._server = server
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(server):
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
+
+
+@contextmanager
+def serving(server: _AnyServer) -> Iterator[_AnyServer]:
+    """Run `server.serve_forever()` on a daemon thread; shut it down and close it on exit."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

@@ -7,6 +7,7 @@ from the next connection on, and existing connections are recycled by `pool_recy
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,10 +48,8 @@ def _ssl_argument(settings: Settings) -> ssl.SSLContext | str | None:
 DATABASE_SECRETS = ("DATABASE_PASSWORD", "DATABASE_CREDENTIALS")
 
 
-def current_credentials(settings: Settings, store: SecretStore) -> dict[str, str]:
+def current_credentials(store: SecretStore) -> dict[str, str]:
     """User/password for a new connection, read from the store at this instant."""
-    import json
-
     composite = store.get("DATABASE_CREDENTIALS")
     if composite is not None:
         document = json.loads(composite.get_secret_value())
@@ -103,7 +102,7 @@ async def connect_dedicated(settings: Settings, store: SecretStore) -> asyncpg.C
     for option in _DIALECT_ONLY_OPTIONS:
         params.pop(option, None)
     params.update(_connect_args(settings))
-    params.update(current_credentials(settings, store))
+    params.update(current_credentials(store))
     return await asyncpg.connect(**params)
 
 
@@ -126,7 +125,7 @@ def create_engine(settings: Settings, store: SecretStore, **options: Any) -> Asy
     def _inject_credentials(
         dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]
     ) -> None:
-        cparams.update(current_credentials(settings, store))
+        cparams.update(current_credentials(store))
 
     return engine
 

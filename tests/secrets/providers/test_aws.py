@@ -36,10 +36,21 @@ def app_keys(moto: MotoServer) -> dict[str, str]:
     return moto.user_allowed("secretsmanager:GetSecretValue")
 
 
+@pytest.fixture(scope="module")
+def rotator_keys(moto: MotoServer) -> dict[str, str]:
+    """The rotation job's role: read and write the secret."""
+    return moto.user_allowed("secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue")
+
+
+def act_as(env: pytest.MonkeyPatch, moto: MotoServer, keys: dict[str, str]) -> None:
+    """Point the SDK at moto with `keys` (for the test, or for `env`'s context)."""
+    for name, value in moto.env(keys).items():
+        env.setenv(name, value)
+
+
 @pytest.fixture
 def as_app(moto: MotoServer, app_keys: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in moto.env(app_keys).items():
-        monkeypatch.setenv(name, value)
+    act_as(monkeypatch, moto, app_keys)
 
 
 def _name() -> str:
@@ -113,14 +124,12 @@ async def test_not_found_denied_unreachable_and_no_credentials_are_distinct(
     created = moto.client("secretsmanager").create_secret(Name=_name(), SecretString=hidden)
     reference = f"aws-sm://{created['Name']}"
     weak = moto.user_allowed("secretsmanager:DescribeSecret")
-    for name, value in moto.env(weak).items():
-        monkeypatch.setenv(name, value)
+    act_as(monkeypatch, moto, weak)
     denied = await open_error(make_settings(jwt_keys=reference))
     assert f"JWT_KEYS (from JWT_KEYS={reference}): access denied" in denied
     assert "secretsmanager:GetSecretValue" in denied
 
-    for name, value in moto.env(app_keys).items():
-        monkeypatch.setenv(name, value)
+    act_as(monkeypatch, moto, app_keys)
     missing = await open_error(make_settings(jwt_keys="aws-sm://prod/does-not-exist#jwt"))
     assert "JWT_KEYS (from JWT_KEYS=aws-sm://prod/does-not-exist#jwt): not found" in missing
 
@@ -160,16 +169,15 @@ def test_config_check_shows_provider_reference_and_version_and_fails_clearly(
     assert "JWT_KEYS (from JWT_KEYS=aws-sm://prod/missing-secret): not found" in failed.stderr
 
 
+@pytest.mark.usefixtures("as_app")
 async def test_rotation_job_writes_a_new_version_with_its_own_write_role(
-    moto: MotoServer, app_keys: dict[str, str], make_settings: SettingsFactory,
+    moto: MotoServer, rotator_keys: dict[str, str], make_settings: SettingsFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     other = secrets.token_urlsafe(24)
     created = moto.client("secretsmanager").create_secret(
         Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256"), "other": other}))
     reference = f"aws-sm://{created['Name']}#jwt_keys"
-    for name, value in moto.env(app_keys).items():
-        monkeypatch.setenv(name, value)
     service = await SecretStore.open(make_settings(jwt_keys=reference))
     try:
         old_kid = signing_kid(service)
@@ -177,10 +185,7 @@ async def test_rotation_job_writes_a_new_version_with_its_own_write_role(
         refused = await open_error_of(rotate_ring(make_settings(), reference))
         assert "access denied" in refused
         # ...the rotation role can.
-        rotator = moto.user_allowed("secretsmanager:GetSecretValue",
-                                    "secretsmanager:PutSecretValue")
-        for name, value in moto.env(rotator).items():
-            monkeypatch.setenv(name, value)
+        act_as(monkeypatch, moto, rotator_keys)
         new_kid, version = await rotate_ring(make_settings(), reference)
         assert new_kid != old_kid
 
@@ -204,16 +209,14 @@ async def open_error_of(job: Any) -> str:
 
 
 def test_keys_rotate_ref_cli_writes_with_the_rotation_role_and_never_prints_keys(
-    moto: MotoServer, app_keys: dict[str, str]
+    moto: MotoServer, app_keys: dict[str, str], rotator_keys: dict[str, str]
 ) -> None:
     initial = new_ring("EdDSA")
     created = moto.client("secretsmanager").create_secret(
         Name=_name(), SecretString=json.dumps({"jwt_keys": initial}))
     reference = f"aws-sm://{created['Name']}#jwt_keys"
-    rotator = moto.user_allowed("secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue")
-
     result = run_cli("keys", "rotate", "--ref", reference, "--alg", "EdDSA", "--activate-in",
-                     "600", env=base_env(**moto.env(rotator)))
+                     "600", env=base_env(**moto.env(rotator_keys)))
     assert result.returncode == 0, result.stderr
     stored = moto.client("secretsmanager").get_secret_value(SecretId=created["Name"])
     ring = json.loads(json.loads(stored["SecretString"])["jwt_keys"])["keys"]
@@ -235,23 +238,19 @@ def test_keys_rotate_ref_cli_writes_with_the_rotation_role_and_never_prints_keys
     assert "--ref takes a reference to one of aws-sm://" in not_cloud.stderr
 
 
+@pytest.mark.usefixtures("as_app")
 async def test_rotated_ring_signs_new_tokens_over_http_and_no_request_fails(
-    moto: MotoServer, app_keys: dict[str, str], make_settings: SettingsFactory,
+    moto: MotoServer, rotator_keys: dict[str, str], make_settings: SettingsFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     created = moto.client("secretsmanager").create_secret(
         Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256")}))
     reference = f"aws-sm://{created['Name']}#jwt_keys"
-    for name, value in moto.env(app_keys).items():
-        monkeypatch.setenv(name, value)
     async with running_app(make_settings(jwt_keys=reference, secrets_refresh_seconds=1)) as app:
 
         async def rotation_job() -> str:
-            rotator = moto.user_allowed("secretsmanager:GetSecretValue",
-                                        "secretsmanager:PutSecretValue")
             with monkeypatch.context() as job_env:
-                for name, value in moto.env(rotator).items():
-                    job_env.setenv(name, value)
+                act_as(job_env, moto, rotator_keys)
                 new_kid, _ = await rotate_ring(make_settings(), reference)
             return new_kid
 

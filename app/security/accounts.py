@@ -7,7 +7,7 @@ import uuid
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
 
@@ -57,15 +57,3 @@ async def replace_hash(session: AsyncSession, user_id: uuid.UUID, password_hash:
                           .values(password_hash=password_hash))
     await session.commit()
 
-
-async def active_identity(engine: AsyncEngine, user_id: str) -> tuple[uuid.UUID, str] | None:
-    """(id, email) of an existing, active user; None otherwise (deleted, disabled, bad id)."""
-    try:
-        uid = uuid.UUID(user_id)
-    except ValueError:
-        return None
-    async with engine.connect() as connection:
-        row = (await connection.execute(
-            select(User.id, User.email).where(User.id == uid, User.is_active.is_(True))
-        )).first()
-    return (row[0], row[1]) if row is not None else None

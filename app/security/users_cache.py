@@ -88,7 +88,7 @@ class UserDirectory:
         # Its own pool, AUTOCOMMIT from the first statement, so nothing but the SELECT crosses
         # the wire. Same limits and timeouts as the main pool (DB_POOL_SIZE, DB_MAX_OVERFLOW,
         # DB_POOL_TIMEOUT_SECONDS); connections open on demand, and while the listener is live
-        # only cache misses use them.
+        # only cache misses (and refreshes, see `read`) use them.
         self.engine: AsyncEngine = create_engine(
             settings, store, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
         # Built once: per-call statement construction and cache-key generation would cost more
@@ -172,6 +172,15 @@ class UserDirectory:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return status
+
+    async def read(self, user_id: str) -> UserStatus | None:
+        """Like `lookup` but always from the database, never cached: login-like decisions
+        (refresh) must refuse a user disabled a moment ago even if the NOTIFY is in flight."""
+        try:
+            uid = uuid.UUID(user_id)
+        except ValueError:
+            return None
+        return await self._read(uid)
 
     async def _read(self, uid: uuid.UUID) -> UserStatus | None:
         for attempt in (1, 2):

@@ -122,7 +122,8 @@ async def refresh(body: RefreshIn, request: Request, security: SecurityDep,
         audit.refresh_reuse_detected(family_id=rotation.family, user_id=rotation.user_id)
     if issued is None or rotation.user_id is None:
         raise unauthorized(BAD_REFRESH_TOKEN)
-    if await accounts.active_identity(request.app.state.engine, rotation.user_id) is None:
+    user = await request.app.state.users.read(rotation.user_id)  # the row itself, not the cache
+    if user is None or not user.is_active:
         if rotation.family is not None:
             await security.tokens.revoke_session(rotation.family)
         raise unauthorized(BAD_REFRESH_TOKEN)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.secrets.errors import SecretFetchError, SecretNotFound
 
@@ -83,3 +83,15 @@ def select_json_key(raw: str, reference: Reference) -> str:
         raise SecretNotFound(f"JSON key {reference.json_key!r} not present in the secret")
     selected = document[reference.json_key]
     return selected if isinstance(selected, str) else json.dumps(selected)
+
+
+def json_object(raw: str, problem: str) -> dict[str, Any]:
+    """`raw` parsed as a JSON object; otherwise SecretFetchError(`problem`), which must not
+    quote `raw` (it is a secret)."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise SecretFetchError(problem)
+    return document

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from app.secrets.errors import SecretFetchError, SecretNotFound
 from app.secrets.providers.base import Fetched, SecretProvider
-from app.secrets.references import Reference, load_provider, parse_reference
+from app.secrets.references import Reference, json_object, load_provider, parse_reference
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -52,22 +52,13 @@ def _replace_part(raw: str | None, key: str | None, update: Callable[[str | None
     """`update` the selected part of the secret, keeping every other field as it was."""
     if key is None:
         return update(raw)
-    document: Any = {} if raw is None else _json_object(raw)
+    document: Any = {} if raw is None else json_object(
+        raw, "the secret is not a JSON object, so #key cannot be updated")
     current = document.get(key)
     was_text = current is None or isinstance(current, str)
     new_part = update(current if was_text or current is None else json.dumps(current))
     document[key] = new_part if was_text else json.loads(new_part)
     return json.dumps(document)
-
-
-def _json_object(raw: str) -> dict[str, Any]:
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise SecretFetchError("the secret is not a JSON object, so #key cannot be updated")
-    return document
 
 
 async def update_secret(settings: Settings, reference_text: str,

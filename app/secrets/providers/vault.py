@@ -41,6 +41,7 @@ from app.secrets.providers._blocking import BlockingRunner
 from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers._options import split_options
 from app.secrets.providers.base import Fetched
+from app.secrets.references import json_object
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -247,12 +248,7 @@ class VaultProvider:
     def _write(self, path: str, value: str, expected_version: str | None) -> str | None:
         base, _ = split_options(path, frozenset({"version"}))
         mount, _, rest = base.partition("/")
-        try:
-            document = json.loads(value)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise SecretFetchError("a Vault KV v2 secret must be written as a JSON object")
+        document = json_object(value, "a Vault KV v2 secret must be written as a JSON object")
         cas = int(expected_version) if expected_version and expected_version.isdigit() else None
         try:
             response = self._call(lambda c: c.secrets.kv.v2.create_or_update_secret(

@@ -99,6 +99,23 @@ async def rotate_ring(settings: Settings, reference: str) -> tuple[str, str | No
     return added["kid"], written.version
 
 
+async def rotation_job_is_picked_up(make_settings: Callable[..., Settings],
+                                    reference: str) -> str | None:
+    """While a service holds `reference` open, the rotation job adds a key: after one refresh
+    the service signs with it and reports the version the job wrote (returned)."""
+    service = await SecretStore.open(make_settings(jwt_keys=reference))
+    try:
+        new_kid, version = await rotate_ring(make_settings(), reference)
+        assert await service.refresh() == {"JWT_KEYS"}
+        assert signing_kid(service) == new_kid
+        entry = service.entry("JWT_KEYS")
+        assert entry is not None
+        assert entry.version == version
+    finally:
+        await service.aclose()
+    return version
+
+
 async def signing_follows_rotation_over_http(
     app: Any, rotate: Callable[[], Awaitable[str]], timeout: float = 10.0
 ) -> None:

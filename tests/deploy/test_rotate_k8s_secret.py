@@ -4,27 +4,20 @@ resourceVersion conflicts) and the real `python -m app keys rotate/retire`."""
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import os
-import ssl
+import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.secrets.devfiles import new_jwt_keys
 from tests.deploy.tools import ROOT
+from tests.support.cloud.http import FakeServer, Recorded, Reply, self_signed_certificate
 
 SCRIPT = ROOT / "docker" / "rotate_k8s_secret.py"
 TOKEN = "sa-token-for-tests"  # pragma: allowlist secret
@@ -41,103 +34,52 @@ class FakeApi:
             "metadata": {"name": "app-jwt-keys", "namespace": "ns1", "resourceVersion": "1"},
             "data": {"jwt_keys": base64.b64encode(ring.encode()).decode()},
         }
-        self.requests: list[str] = []
         self.bump_before_put = False
+        self.server = FakeServer()
+        self.server.route("GET", ".*")(self._get)
+        self.server.route("PUT", ".*")(self._put)
+
+    @property
+    def requests(self) -> list[str]:
+        return [f"{r.method} {r.path}" for r in self.server.calls()]
 
     def ring(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads(base64.b64decode(self.secret["data"]["jwt_keys"]))
         return loaded
 
+    @staticmethod
+    def _refused(request: Recorded) -> Reply | None:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}" or request.path != PATH:
+            return Reply(403, {"kind": "Status", "code": 403})
+        return None
 
-def _certificate(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "ca.crt", tmp_path / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    def _get(self, _: re.Match[str], request: Recorded) -> Reply:
+        return self._refused(request) or Reply(200, self.secret)
+
+    def _put(self, _: re.Match[str], request: Recorded) -> Reply:
+        if refused := self._refused(request):
+            return refused
+        body = json.loads(request.body)
+        if self.bump_before_put:
+            self.secret["metadata"]["resourceVersion"] = "99"
+        current = self.secret["metadata"]["resourceVersion"]
+        if body["metadata"].get("resourceVersion") != current:
+            return Reply(409, {"kind": "Status", "code": 409})
+        body["metadata"]["resourceVersion"] = str(int(current) + 1)
+        self.secret = body
+        return Reply(200, body)
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[FakeApi, str, Path]]:
     state = FakeApi(new_jwt_keys())
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _reply(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorized(self) -> bool:
-            state.requests.append(f"{self.command} {self.path}")
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}" or self.path != PATH:
-                self._reply(403, {"kind": "Status", "code": 403})
-                return False
-            return True
-
-        def do_GET(self) -> None:
-            if self._authorized():
-                self._reply(200, state.secret)
-
-        def do_PUT(self) -> None:
-            if not self._authorized():
-                return
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if state.bump_before_put:
-                state.secret["metadata"]["resourceVersion"] = "99"
-            current = state.secret["metadata"]["resourceVersion"]
-            if body["metadata"].get("resourceVersion") != current:
-                self._reply(409, {"kind": "Status", "code": 409})
-                return
-            body["metadata"]["resourceVersion"] = str(int(current) + 1)
-            state.secret = body
-            self._reply(200, body)
-
-    cert, key = _certificate(tmp_path)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    sa_dir = tmp_path / "serviceaccount"
-    sa_dir.mkdir()
-    (sa_dir / "token").write_text(TOKEN)
-    (sa_dir / "namespace").write_text("ns1")
-    (sa_dir / "ca.crt").write_bytes(cert.read_bytes())
-    try:
-        yield state, f"https://127.0.0.1:{server.server_address[1]}", sa_dir
-    finally:
-        server.shutdown()
-        server.server_close()
+    with state.server.running(tls_dir=tmp_path):
+        sa_dir = tmp_path / "serviceaccount"
+        sa_dir.mkdir()
+        (sa_dir / "token").write_text(TOKEN)
+        (sa_dir / "namespace").write_text("ns1")
+        (sa_dir / "ca.crt").write_bytes((tmp_path / "fake-tls.crt").read_bytes())
+        yield state, state.server.url, sa_dir
 
 
 def _run(api_url: str, sa_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -187,7 +129,7 @@ def test_refuses_a_server_it_cannot_verify(api: tuple[FakeApi, str, Path], tmp_p
     state, url, sa_dir = api
     other = tmp_path / "other"
     other.mkdir()
-    other_ca, _ = _certificate(other)
+    other_ca, _ = self_signed_certificate(other)
     (sa_dir / "ca.crt").write_bytes(other_ca.read_bytes())
     before = state.ring()
     result = _run(url, sa_dir)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import hashlib
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from app.api.errors import ServiceUnavailable
 
 
 class LoginLimiter:
@@ -28,29 +25,20 @@ class LoginLimiter:
     async def retry_after(self, account: str) -> int | None:
         """Seconds until the account may try again, or None if it may try now."""
         key = self._key(account)
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.ttl(key)
-                count, ttl = await pipe.execute()
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.ttl(key)
+            count, ttl = await pipe.execute()
         if count is None or int(count) < self.max_failures:
             return None
         return max(int(ttl), 1) if ttl is not None and int(ttl) > 0 else self.window
 
     async def record_failure(self, account: str) -> None:
         key = self._key(account)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, self.window, nx=True)
-                await pipe.execute()
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.window, nx=True)
+            await pipe.execute()
 
     async def reset(self, account: str) -> None:
-        try:
-            await self.redis.delete(self._key(account))
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        await self.redis.delete(self._key(account))

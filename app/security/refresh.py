@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from app.api.errors import ServiceUnavailable
 
 _TOKEN_SHAPE = re.compile(r"^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$")
 
@@ -102,17 +99,14 @@ class RefreshFamilies:
         token = self._new_token(family)
         now = time.time()
         family_key = self._keys(family)[0]
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(family_key, mapping={
-                    "user": user_id, "created": repr(now), "current": _digest(token),
-                    "current_exp": repr(now + min(self.token_ttl, self.family_max_age)),
-                    "revoked": "0",
-                })
-                pipe.expire(family_key, self.family_max_age + 60)
-                await pipe.execute()
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(family_key, mapping={
+                "user": user_id, "created": repr(now), "current": _digest(token),
+                "current_exp": repr(now + min(self.token_ttl, self.family_max_age)),
+                "revoked": "0",
+            })
+            pipe.expire(family_key, self.family_max_age + 60)
+            await pipe.execute()
         return token, family
 
     async def rotate(self, token: str) -> Rotation:
@@ -121,15 +115,12 @@ class RefreshFamilies:
             return Rotation("invalid")
         following = self._new_token(family)
         keys = self._keys(family)
-        try:
-            result = await self._rotate(keys=keys, args=[
-                _digest(token), _digest(following), repr(time.time()), self.token_ttl,
-                self.family_max_age,
-            ])
-            if result and _text(result[0]) == "ok":
-                await self.redis.expire(keys[1], self.family_max_age + 60)
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        result = await self._rotate(keys=keys, args=[
+            _digest(token), _digest(following), repr(time.time()), self.token_ttl,
+            self.family_max_age,
+        ])
+        if result and _text(result[0]) == "ok":
+            await self.redis.expire(keys[1], self.family_max_age + 60)
         outcome = _text(result[0])
         user_id = _text(result[1]) if len(result) > 1 else None
         if outcome == "ok":
@@ -143,20 +134,14 @@ class RefreshFamilies:
         family = family_of(token)
         if family is None:
             return None
-        try:
-            user = await self._owner(keys=self._keys(family), args=[_digest(token)])
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        user = await self._owner(keys=self._keys(family), args=[_digest(token)])
         return (family, _text(user)) if user else None
 
     async def revoke(self, family: str) -> None:
         family_key = self._keys(family)[0]
-        try:
-            # Only mark a family that exists: never create a key for an arbitrary id.
-            if await self.redis.exists(family_key):
-                await self.redis.hset(family_key, "revoked", "1")
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        # Only mark a family that exists: never create a key for an arbitrary id.
+        if await self.redis.exists(family_key):
+            await self.redis.hset(family_key, "revoked", "1")
 
 
 def _text(value: object) -> str:

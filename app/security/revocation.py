@@ -7,8 +7,9 @@ Checking it costs a Redis round trip, so each replica keeps a LOCAL MIRROR, fed 
 channel: the listener subscribes first, then loads the whole set (so nothing revoked in between
 is missed), then applies every published revocation. The mirror is trusted only while the
 subscription is demonstrably alive (a PING on the subscribed connection answered within
-`STALE_AFTER_SECONDS`). Otherwise every check goes to Redis, and if Redis cannot answer the
-check raises `ServiceUnavailable` (503): a revoked token is never accepted because Redis is down.
+`STALE_AFTER_SECONDS`). Otherwise every check goes to Redis, and if Redis cannot answer, its
+error propagates (the app answers any `RedisError` with 503, app/api/errors.py): a revoked token
+is never accepted because Redis is down.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from app.api.errors import ServiceUnavailable
 
 logger = logging.getLogger("app.security.revocation")
 
@@ -72,16 +70,13 @@ class RevocationList:
             return
         now = time.time()
         latest = int(max(entries.values())) + 1
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(self.key, dict(entries))
-                pipe.zremrangebyscore(self.key, "-inf", now)
-                pipe.expireat(self.key, latest, nx=True)
-                pipe.expireat(self.key, latest, gt=True)
-                pipe.publish(self.channel, json.dumps(dict(entries)))
-                await pipe.execute()
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.key, dict(entries))
+            pipe.zremrangebyscore(self.key, "-inf", now)
+            pipe.expireat(self.key, latest, nx=True)
+            pipe.expireat(self.key, latest, gt=True)
+            pipe.publish(self.channel, json.dumps(dict(entries)))
+            await pipe.execute()
         self._local.update(entries)
 
     # ---- reading ------------------------------------------------------------------------
@@ -94,10 +89,7 @@ class RevocationList:
             return True  # what this replica knows is revoked stays revoked, Redis or not
         if self.mirror_is_live:
             return False
-        try:
-            scores = await self.redis.zmscore(self.key, wanted)
-        except RedisError as exc:
-            raise ServiceUnavailable("redis") from exc
+        scores = await self.redis.zmscore(self.key, wanted)
         return any(score is not None and score > now for score in scores)
 
     # ---- the listener -------------------------------------------------------------------

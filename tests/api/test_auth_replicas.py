@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import pytest
 
 from app.security.runtime import Security
-from tests.api.auth_helpers import login, logout, me, refresh, signed_in
+from tests.api.auth_helpers import bearer, login, logout, me, refresh, signed_in
 from tests.conftest import SettingsFactory
+from tests.security.user_cache_helpers import me_becomes
 from tests.support.app import client_for, running_app
 from tests.support.private_services import private_redis
 from tests.support.server import free_port
@@ -22,19 +22,6 @@ async def _mirror_live(app: object, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not security.revocations.mirror_is_live:
         assert time.monotonic() < deadline, "revocation channel never came up"
-        await asyncio.sleep(0.02)
-
-
-async def _status_settles(client: httpx.AsyncClient, access_token: str, expected: int,
-                          never: int | None = None, timeout: float = 3) -> list[int]:
-    seen = []
-    deadline = time.monotonic() + timeout
-    while True:
-        status = (await me(client, access_token)).status_code
-        seen.append(status)
-        assert status != never, f"got {never}: {seen}"
-        if status == expected or time.monotonic() > deadline:
-            return seen
         await asyncio.sleep(0.02)
 
 
@@ -49,7 +36,7 @@ async def test_logout_on_one_replica_is_refused_by_another(
         _, tokens = await signed_in(a)
         assert (await me(b, tokens["access_token"])).status_code == 200
         assert (await logout(a, tokens["access_token"])).status_code == 204
-        seen = await _status_settles(b, tokens["access_token"], 401, timeout=2)
+        seen = await me_becomes(b, bearer(tokens["access_token"]), 401)
         assert seen[-1] == 401, seen
         # Replica two answered from its local mirror: no Redis round trip was needed.
         assert two.state.security.revocations.mirror_is_live
@@ -110,12 +97,12 @@ async def test_redis_stopping_while_serving_fails_closed_then_recovers(
             assert (await logout(client, revoked["access_token"])).status_code == 204
             assert (await me(client, valid["access_token"])).status_code == 200
             redis_server.stop()
-            seen = await _status_settles(client, valid["access_token"], 503, timeout=3)
+            seen = await me_becomes(client, bearer(valid["access_token"]), 503, within=3)
             assert seen[-1] == 503, seen
             assert (await me(client, revoked["access_token"])).status_code in {401, 503}
             redis_server.start()
-            recovered = await _status_settles(client, valid["access_token"], 200, never=500,
-                                              timeout=10)
+            recovered = await me_becomes(client, bearer(valid["access_token"]), 200,
+                                         within=10, never=500)
             assert recovered[-1] == 200, recovered
             # Redis came back empty (no persistence); this replica still remembers the logout.
             assert (await me(client, revoked["access_token"])).status_code == 401

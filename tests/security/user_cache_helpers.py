@@ -69,13 +69,15 @@ async def listener_live(directory: UserDirectory, timeout: float = 5) -> None:
 
 
 async def me_becomes(client: httpx.AsyncClient, headers: dict[str, str], expected: int,
-                     within: float = 2.0) -> list[int]:
+                     within: float = 2.0, never: int | None = None) -> list[int]:
     """Poll /users/me until it answers `expected` or `within` passes; every status seen (the
-    user cache learns of a change by NOTIFY, within milliseconds: docs/jwt.md)."""
+    user cache learns of a change by NOTIFY, within milliseconds: docs/jwt.md). A `never`
+    status fails at once."""
     seen: list[int] = []
     deadline = time.monotonic() + within
     while True:
         seen.append((await client.get(ME, headers=headers)).status_code)
+        assert seen[-1] != never, f"got {never}: {seen}"
         if seen[-1] == expected or time.monotonic() > deadline:
             return seen
         await asyncio.sleep(0.01)

@@ -83,6 +83,12 @@ def new_jwk(alg: str, now: float | None = None, activate_in: float = 0.0) -> dic
     return document
 
 
+def added_message(new: dict[str, Any], count: int, where: object) -> str:
+    """What `keys rotate` prints (kid, alg and start, never key material)."""
+    return (f"added key {new['kid']} ({new['alg']}), signing from nbf={new['nbf']}; "
+            f"{count} key(s) in {where}")
+
+
 def generate_command(args: argparse.Namespace) -> int:
     print(json.dumps(new_jwk(args.alg), indent=2))
     return 0
@@ -148,8 +154,7 @@ def rotate_command(args: argparse.Namespace) -> int:
         return _fail(f"{args.file}: {exc}")
     except OSError as exc:
         return _fail(f"cannot write {args.file} ({type(exc).__name__})")
-    print(f"added key {new['kid']} ({new['alg']}), signing from nbf={new['nbf']}; "
-          f"{len(keys) + 1} key(s) in {args.file}")
+    print(added_message(new, len(keys) + 1, args.file))
     return 0
 
 

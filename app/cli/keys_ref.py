@@ -29,16 +29,14 @@ def ring_documents(text: str | None) -> list[dict[str, Any]]:
 
 
 def rotate_ref_command(args: argparse.Namespace) -> int:
-    from app.cli.keys_cmd import new_jwk
+    from app.cli.keys_cmd import added_message, new_jwk
 
-    added: dict[str, Any] = {}
+    ring: list[dict[str, Any]] = []  # as written, the new key first
 
     def add_key(current: str | None) -> str:
-        keys = ring_documents(current)
-        added.update(new_jwk(args.alg, activate_in=args.activate_in))
-        text = json.dumps({"keys": [added, *keys]})
+        ring[:] = [new_jwk(args.alg, activate_in=args.activate_in), *ring_documents(current)]
+        text = json.dumps({"keys": ring})
         KeyRing.parse(text)
-        added["count"] = len(keys) + 1
         return text
 
     try:
@@ -51,7 +49,6 @@ def rotate_ref_command(args: argparse.Namespace) -> int:
         prefix = f"{kind}: " if kind != "error" else ""
         print(f"keys: {args.ref}: {prefix}{exc}", file=sys.stderr)
         return 1
-    print(f"added key {added['kid']} ({added['alg']}), signing from nbf={added['nbf']}; "
-          f"{added['count']} key(s) in {written.reference} "
+    print(f"{added_message(ring[0], len(ring), written.reference)} "
           f"(version {written.previous_version or '-'} -> {written.version or '-'})")
     return 0

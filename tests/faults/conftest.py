@@ -11,16 +11,15 @@ import secrets
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from app.config import Settings
-from app.main import create_app
+from tests.support.app import running_client
 from tests.support.private_services import PrivatePostgres, PrivateRedis, private_postgres
 from tests.support.server import base_env
 
@@ -136,18 +135,9 @@ def fault_server_env(cluster: PrivatePostgres, redis_server: PrivateRedis,
     )
 
 
-@asynccontextmanager
-async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan, behind an in-process client."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://faults") as client:
-            yield client
-
-
 @pytest.fixture
 async def fault_client(fault_settings: FaultSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_app(create_app(fault_settings())) as client:
+    async with running_client(fault_settings()) as client:
         yield client
 
 

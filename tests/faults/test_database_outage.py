@@ -7,9 +7,9 @@ from __future__ import annotations
 import secrets
 import time
 
-from app.main import create_app
-from tests.faults.accounts import register_and_login
-from tests.faults.conftest import FaultSettings, postgres_down, running_app
+from tests.api.auth_helpers import bearer, signed_in
+from tests.faults.conftest import FaultSettings, postgres_down
+from tests.support.app import running_client
 from tests.support.private_services import PrivatePostgres
 
 ME = "/api/v1/users/me"
@@ -20,22 +20,23 @@ async def test_database_outage_is_503_within_timeouts_and_recovers(
 ) -> None:
     settings = fault_settings(db_connect_timeout_seconds=2.0, db_pool_timeout_seconds=2.0)
     budget = settings.db_connect_timeout_seconds + settings.db_pool_timeout_seconds + 1
-    async with running_app(create_app(settings)) as client:
-        bearer = await register_and_login(client)
+    async with running_client(settings) as client:
+        _, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
         # Warm the pool so the outage hits connections the pool believes are healthy.
         for _ in range(3):
-            assert (await client.get(ME, headers=bearer)).status_code == 200
+            assert (await client.get(ME, headers=headers)).status_code == 200
 
         with postgres_down(fault_pg):
             newcomer = {"email": f"down-{secrets.token_hex(4)}@example.com",
                         "password": secrets.token_urlsafe(16)}
             attempts = [
-                ("GET", ME, {"headers": bearer}),
+                ("GET", ME, {"headers": headers}),
                 ("POST", "/api/v1/auth/register", {"json": newcomer}),
                 ("POST", "/api/v1/auth/login",
                  {"data": {"username": newcomer["email"], "password": newcomer["password"]}}),
                 ("GET", "/health/ready", {}),
-                ("GET", ME, {"headers": bearer}),
+                ("GET", ME, {"headers": headers}),
             ]
             for method, path, options in attempts:
                 started = time.monotonic()
@@ -46,6 +47,6 @@ async def test_database_outage_is_503_within_timeouts_and_recovers(
             assert (await client.get("/health/ready")).json()["checks"]["database"] != "ok"
             assert (await client.get("/health/live")).status_code == 200
 
-        statuses = [(await client.get(ME, headers=bearer)).status_code for _ in range(20)]
+        statuses = [(await client.get(ME, headers=headers)).status_code for _ in range(20)]
         assert statuses == [200] * 20
         assert (await client.get("/health/ready")).status_code == 200

@@ -10,9 +10,9 @@ import time
 import asyncpg
 import httpx
 
-from app.main import create_app
-from tests.faults.accounts import register_and_login
-from tests.faults.conftest import APP_DATABASE, FaultSettings, running_app
+from tests.api.auth_helpers import bearer, signed_in
+from tests.faults.conftest import APP_DATABASE, FaultSettings
+from tests.support.app import running_client
 from tests.support.private_services import PrivatePostgres
 
 ME = "/api/v1/users/me"
@@ -44,15 +44,16 @@ async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
     capacity = settings.db_pool_size + settings.db_max_overflow
     excess = 3
     dsn = fault_pg.admin_dsn.rsplit("/", 1)[0] + f"/{APP_DATABASE}"
-    async with running_app(create_app(settings)) as client:
-        bearer = await register_and_login(client)
+    async with running_client(settings) as client:
+        _, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
         locker = await asyncpg.connect(dsn)
         try:
             transaction = locker.transaction()
             await transaction.start()
             await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
 
-            tasks = [asyncio.create_task(_timed_get(client, ME, bearer))
+            tasks = [asyncio.create_task(_timed_get(client, ME, headers))
                      for _ in range(capacity + excess)]
             await _wait_for(tasks, count=excess, within=settings.db_pool_timeout_seconds + 5)
             await asyncio.sleep(0.3)  # anything else finishing now would be a wrong answer
@@ -72,7 +73,7 @@ async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
         assert [status for status, _ in held] == [200] * capacity
 
         # Recovered: a burst the pool can hold, then steady traffic.
-        burst = await asyncio.gather(*(client.get(ME, headers=bearer) for _ in range(capacity)))
+        burst = await asyncio.gather(*(client.get(ME, headers=headers) for _ in range(capacity)))
         assert [response.status_code for response in burst] == [200] * capacity
-        statuses = [(await client.get(ME, headers=bearer)).status_code for _ in range(20)]
+        statuses = [(await client.get(ME, headers=headers)).status_code for _ in range(20)]
         assert statuses == [200] * 20

@@ -5,12 +5,11 @@ recovers on its own."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 
 import httpx
 
-from tests.faults.accounts import login
+from tests.api.auth_helpers import bearer, login, signed_in
 from tests.faults.conftest import redis_down, wait_for_status
 from tests.support.private_services import PrivateRedis
 
@@ -47,12 +46,10 @@ async def test_redis_outage_is_503_on_ready_within_3s_and_recovers(
 async def test_redis_outage_fails_closed_on_protected_endpoints_and_recovers(
     fault_client: httpx.AsyncClient, fault_redis: PrivateRedis
 ) -> None:
-    email, password = f"outage-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
-    registered = await fault_client.post("/api/v1/auth/register",
-                                         json={"email": email, "password": password})
-    assert registered.status_code == 201, registered.text
-    valid = await login(fault_client, email, password)
-    revoked = await login(fault_client, email, password)
+    email, tokens = await signed_in(fault_client)
+    second = await login(fault_client, email)
+    assert second.status_code == 200, second.text
+    valid, revoked = bearer(tokens["access_token"]), bearer(second.json()["access_token"])
     assert (await fault_client.post("/api/v1/auth/logout", headers=revoked)).status_code == 204
     assert (await fault_client.get(ME, headers=valid)).status_code == 200
     assert (await fault_client.get(ME, headers=revoked)).status_code == 401
@@ -75,8 +72,7 @@ async def test_redis_outage_fails_closed_on_protected_endpoints_and_recovers(
 
         logout = await fault_client.post("/api/v1/auth/logout", headers=valid)
         assert logout.status_code == 503
-        attempt = await fault_client.post("/api/v1/auth/login",
-                                          data={"username": email, "password": password})
+        attempt = await login(fault_client, email)
         assert attempt.status_code == 503
         assert (await fault_client.get("/health/live")).status_code == 200
 

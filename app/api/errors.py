@@ -51,23 +51,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                         headers=getattr(exc, "headers", None))
 
 
-def _unavailable(dependency: str) -> JSONResponse:
+def _unavailable(request: Request, dependency: str, cause: Exception) -> JSONResponse:
+    logger.warning("%s unavailable (%s) while serving %s %s", dependency, type(cause).__name__,
+                   request.method, request.url.path)
     return JSONResponse({"detail": "Service temporarily unavailable"}, status_code=503,
                         headers={"Retry-After": "1"})
 
 
 async def _service_unavailable(request: Request, exc: Exception) -> JSONResponse:
     dependency = exc.dependency if isinstance(exc, ServiceUnavailable) else "dependency"
-    logger.warning("%s unavailable while serving %s %s", dependency, request.method,
-                   request.url.path)
-    return _unavailable(dependency)
+    return _unavailable(request, dependency, exc)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, PoolTimeoutError | OperationalError) or _is_connection_error(exc):
-        logger.warning("database unavailable (%s) while serving %s %s", type(exc).__name__,
-                       request.method, request.url.path)
-        return _unavailable("database")
+        return _unavailable(request, "database", exc)
     return await _unhandled(request, exc)
 
 
@@ -78,9 +76,12 @@ def _is_connection_error(exc: Exception) -> bool:
 
 
 async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("redis unavailable (%s) while serving %s %s", type(exc).__name__,
-                   request.method, request.url.path)
-    return _unavailable("redis")
+    return _unavailable(request, "redis", exc)
+
+
+async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
+    # asyncpg raises OSError/ConnectionRefusedError when it cannot reach the server.
+    return _unavailable(request, "dependency", exc)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -95,13 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceUnavailable, _service_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(OSError, _service_unavailable_os)
+    app.add_exception_handler(OSError, _unreachable)
     app.add_exception_handler(RedisError, _redis_error)
     app.add_exception_handler(Exception, _unhandled)
 
-
-async def _service_unavailable_os(request: Request, exc: Exception) -> JSONResponse:
-    # asyncpg raises OSError/ConnectionRefusedError when it cannot reach the server.
-    logger.warning("dependency unreachable (%s) while serving %s %s", type(exc).__name__,
-                   request.method, request.url.path)
-    return _unavailable("dependency")

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -110,7 +110,7 @@ def _read_file(variable: str, default: str | None = None) -> str:
 @dataclass
 class _Lease:
     lease_id: str
-    value: str
+    value: str = field(repr=False)  # the credentials document: never in a repr
     version: str
     duration: float  # as first granted
     expires_at: float  # monotonic

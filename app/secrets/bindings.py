@@ -57,11 +57,14 @@ def _constant(value: str, version: str | None = None) -> Callable[[], Awaitable[
 
 
 def _file(path: Path, within: Path | None = None) -> Callable[[], Awaitable[Fetched]]:
-    async def fetch() -> Fetched:
+    def read() -> Fetched:  # path resolution and the read both touch the disk: off the loop
         if within is not None and find_in_secret_dirs(path.name, [within]) is None:
             # The link now points outside the mounted directory (or the file is gone).
             raise SecretNotFound(f"{path} is missing or leaves {within}")
-        return await asyncio.to_thread(read_secret_file, path)
+        return read_secret_file(path)
+
+    async def fetch() -> Fetched:
+        return await asyncio.to_thread(read)
 
     return fetch
 

@@ -76,6 +76,11 @@ def key_ring_changed(kids: Iterable[str], signing_kid: str | None, *,
 # ---- authentication (called by the auth API) --------------------------------------------------
 
 
+def _ids(**values: object) -> dict[str, str]:
+    """The identifiers that are known, as strings (UUIDs, family ids); None ones are left out."""
+    return {name: str(value) for name, value in values.items() if value is not None}
+
+
 def login_succeeded(*, user_id: object) -> None:
     audit(LOGIN_SUCCEEDED, user_id=str(user_id))
 
@@ -83,30 +88,18 @@ def login_succeeded(*, user_id: object) -> None:
 def login_failed(*, email: str, reason: str = "invalid_credentials",
                  user_id: object | None = None) -> None:
     """A wrong password or an unknown account (`reason` tells which; the response must not)."""
-    fields: dict[str, Any] = {"email_sha256": email_digest(email), "reason": reason}
-    if user_id is not None:
-        fields["user_id"] = str(user_id)
-    audit(LOGIN_FAILED, **fields)
+    audit(LOGIN_FAILED, email_sha256=email_digest(email), reason=reason, **_ids(user_id=user_id))
 
 
 def login_locked(*, email: str, user_id: object | None = None) -> None:
     """The account is past its failed-login limit: the attempt was refused with 429."""
-    fields: dict[str, Any] = {"email_sha256": email_digest(email)}
-    if user_id is not None:
-        fields["user_id"] = str(user_id)
-    audit(LOGIN_LOCKED, **fields)
+    audit(LOGIN_LOCKED, email_sha256=email_digest(email), **_ids(user_id=user_id))
 
 
 def refresh_reuse_detected(*, family_id: object, user_id: object | None = None) -> None:
     """An already-rotated refresh token came back: its whole family was revoked."""
-    fields: dict[str, Any] = {"family_id": str(family_id)}
-    if user_id is not None:
-        fields["user_id"] = str(user_id)
-    audit(REFRESH_REUSE_DETECTED, **fields)
+    audit(REFRESH_REUSE_DETECTED, family_id=str(family_id), **_ids(user_id=user_id))
 
 
 def logout(*, user_id: object, family_id: object | None = None) -> None:
-    fields: dict[str, Any] = {"user_id": str(user_id)}
-    if family_id is not None:
-        fields["family_id"] = str(family_id)
-    audit(LOGOUT, **fields)
+    audit(LOGOUT, user_id=str(user_id), **_ids(family_id=family_id))

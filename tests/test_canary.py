@@ -30,6 +30,7 @@ from app.config import SECRET_SETTINGS, Settings
 from app.logs import configure_logging
 from app.main import create_app
 from tests.conftest import SettingsFactory
+from tests.support.app import client_for
 from tests.support.private_services import private_redis
 from tests.support.server import run_cli, serve
 
@@ -364,12 +365,11 @@ async def test_in_process_app_never_emits_a_canary(
     app = create_app(settings)
     add_forced_errors(app)
     routes = endpoints(app)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            assert (await client.get("/health/ready")).status_code == 200  # redis auth works
-            responses = await exercise(client, routes, app.openapi(),
-                                       metrics_credentials(canaries))
+    async with (app.router.lifespan_context(app),
+                client_for(app, raise_app_exceptions=False) as client):
+        assert (await client.get("/health/ready")).status_code == 200  # redis auth works
+        responses = await exercise(client, routes, app.openapi(),
+                                   metrics_credentials(canaries))
     statuses = {r.status_code for r in responses}
     forced = [r for r in responses if r.request.url.path == "/__canary__/boom"]
     assert forced

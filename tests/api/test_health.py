@@ -6,8 +6,8 @@ import time
 
 import httpx
 
-from app.main import create_app
 from tests.conftest import SettingsFactory
+from tests.support.app import running_client
 from tests.support.server import free_port
 
 
@@ -24,14 +24,12 @@ async def test_ready_reports_every_check_ok(client: httpx.AsyncClient) -> None:
 
 
 async def test_ready_names_redis_when_it_is_unreachable(make_settings: SettingsFactory) -> None:
-    app = create_app(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            started = time.monotonic()
-            ready = await client.get("/health/ready")
-            elapsed = time.monotonic() - started
-            live = await client.get("/health/live")
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    async with running_client(make_settings(redis_url=closed)) as client:
+        started = time.monotonic()
+        ready = await client.get("/health/ready")
+        elapsed = time.monotonic() - started
+        live = await client.get("/health/live")
     assert ready.status_code == 503
     body = ready.json()
     assert body["status"] != "ok"
@@ -43,12 +41,9 @@ async def test_ready_names_redis_when_it_is_unreachable(make_settings: SettingsF
 
 async def test_ready_names_database_when_it_is_unreachable(make_settings: SettingsFactory) -> None:
     closed = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nope"
-    app = create_app(make_settings(database_url=closed))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            ready = await client.get("/health/ready")
-            live = await client.get("/health/live")
+    async with running_client(make_settings(database_url=closed)) as client:
+        ready = await client.get("/health/ready")
+        live = await client.get("/health/live")
     assert ready.status_code == 503
     assert ready.json()["checks"] == {"database": "error", "redis": "ok"}
     assert live.status_code == 200

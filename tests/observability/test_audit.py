@@ -15,6 +15,7 @@ from app.main import create_app
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.observability.scraping import scrape, value
+from tests.support.app import client_for
 
 EMAIL = "Alice@Example.com"
 
@@ -43,10 +44,9 @@ async def audited(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncCl
     for path, endpoint in [("/fail", fail), ("/lock", lock), ("/ok", succeed),
                            ("/reuse", reuse), ("/logout", bye)]:
         app.add_api_route(path, endpoint, methods=["POST"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+    async with (app.router.lifespan_context(app),
+                client_for(app, client=("203.0.113.7", 5555)) as client):
+        yield client
 
 
 async def test_auth_events_move_their_counters(audited: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ from app.main import create_app
 from app.observability.context import RequestContext, request_context
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
+from tests.support.app import client_for
 
 
 def test_format_defaults_by_environment() -> None:
@@ -89,16 +90,15 @@ async def test_no_secret_header_or_password_reaches_the_logs(
 
     app.add_api_route("/careless", careless, methods=["POST"])
     password = "Tr0ub4dor&3-horse-battery"
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {canary}"})
-            failed = await client.post(
-                "/careless", json={"email": "a@example.com", "password": password},
-                headers={"Authorization": f"Bearer {bearer}", "X-Request-ID": "careless-1"})
-            invalid = await client.post(
-                "/careless", json={"email": ["not", "a", "string"], "password": password},
-                headers={"Authorization": f"Bearer {bearer}"})
+    async with (app.router.lifespan_context(app),
+                client_for(app, raise_app_exceptions=False) as client):
+        scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {canary}"})
+        failed = await client.post(
+            "/careless", json={"email": "a@example.com", "password": password},
+            headers={"Authorization": f"Bearer {bearer}", "X-Request-ID": "careless-1"})
+        invalid = await client.post(
+            "/careless", json={"email": ["not", "a", "string"], "password": password},
+            headers={"Authorization": f"Bearer {bearer}"})
     assert scraped.status_code == 200
     assert failed.status_code == 500
     assert invalid.status_code == 422

@@ -14,16 +14,16 @@ from app.config import Settings
 from app.main import create_app
 from tests.conftest import SettingsFactory
 from tests.observability.scraping import parse_metrics, scrape, value
+from tests.support.app import client_for
 
 
 @asynccontextmanager
 async def serving(settings: Settings, client_address: str = "127.0.0.1"
                   ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(client_address, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+    async with (app.router.lifespan_context(app),
+                client_for(app, client=(client_address, 40000)) as client):
+        yield client
 
 
 async def test_requests_are_counted_by_route_template_and_status(
@@ -56,12 +56,10 @@ async def test_route_templates_not_raw_paths_label_parameterised_routes(
         return {"id": item_id}
 
     app.add_api_route("/items/{item_id}", item)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            for n in (1, 2, 3):
-                await client.get(f"/items/{n}")
-            samples = await scrape(client)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        for n in (1, 2, 3):
+            await client.get(f"/items/{n}")
+        samples = await scrape(client)
     assert value(samples, "http_requests_total", route="/items/{item_id}", status="200") == 3
     assert not any("/items/1" in str(labels) for (_, labels) in samples)
 

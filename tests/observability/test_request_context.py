@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from tests.conftest import SettingsFactory
+from tests.support.app import client_for
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -24,10 +25,9 @@ async def boom_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.Asy
         raise RuntimeError("boom")
 
     app.add_api_route("/boom", boom)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+    async with (app.router.lifespan_context(app),
+                client_for(app, raise_app_exceptions=False) as client):
+        yield client
 
 
 async def test_a_safe_request_id_is_echoed(client: httpx.AsyncClient) -> None:

@@ -10,30 +10,19 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from app.config import Settings
-from app.main import create_app
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.observability.scraping import Samples, scrape, value
+from tests.support.app import running_client
 
 DAY = 86400.0
 DB = {"setting": "DATABASE_PASSWORD", "source": "file"}
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
 
 
 async def scrape_until(client: httpx.AsyncClient, condition: Callable[[Samples], bool],
@@ -60,7 +49,7 @@ async def test_rotation_refresh_failure_and_recovery_move_the_secret_metrics(
     # The test PostgreSQL trusts loopback, so any DATABASE_PASSWORD value connects.
     password = tmp_path / "database_password"
     write_aged(password, secrets.token_urlsafe(24), 3 * DAY)
-    async with serving(make_settings(database_password_file=str(password))) as client:
+    async with running_client(make_settings(database_password_file=str(password))) as client:
         start = await scrape(client)
         assert value(start, "secret_refresh_failures_total", **DB) == 0
         assert value(start, "secret_rotations_total", **DB) == 0
@@ -120,7 +109,7 @@ async def test_key_ring_metrics_and_audit_follow_the_ring(
     ring = [hs256("current", iat=now - 2 * DAY), hs256("previous", iat=now - 40 * DAY)]
     keys_file = tmp_path / "jwt_keys"
     keys_file.write_text(json.dumps({"keys": ring}))
-    async with serving(make_settings(jwt_keys=None, jwt_keys_file=str(keys_file))) as client:
+    async with running_client(make_settings(jwt_keys=None, jwt_keys_file=str(keys_file))) as client:
         first = await scrape(client)
         assert value(first, "jwt_keys_in_ring") == 2
         age = value(first, "jwt_signing_key_age_seconds", kid="current")
@@ -149,7 +138,7 @@ async def test_key_ring_metrics_and_audit_follow_the_ring(
 
 async def test_raw_hmac_ring_reports_its_keys(make_settings: SettingsFactory) -> None:
     ring = "\n".join(secrets.token_urlsafe(40) for _ in range(3))
-    async with serving(make_settings(jwt_keys=ring)) as client:
+    async with running_client(make_settings(jwt_keys=ring)) as client:
         samples = await scrape(client)
     assert value(samples, "jwt_keys_in_ring") == 3
     ages = [v for (name, _), v in samples.items() if name == "jwt_signing_key_age_seconds"]

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 from sqlalchemy import text
 
 from app.main import create_app
 from tests.conftest import SettingsFactory
 from tests.secrets.helpers import write_atomically
+from tests.support.app import client_for
 from tests.support.private_services import private_postgres
 
 pytestmark = pytest.mark.slow
@@ -36,8 +36,7 @@ async def test_new_connections_use_the_rotated_password(
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             engine = app.state.engine
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with client_for(app) as client:
                 assert (await client.get("/health/ready")).json()["checks"]["database"] == "ok"
                 async with engine.connect() as connection:
                     result = await connection.execute(text("SELECT pg_backend_pid()"))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
 from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import open_error
+from tests.support.app import client_for
 
 
 @pytest.fixture
@@ -45,8 +45,7 @@ async def test_a_token_for_the_database_url_user_is_a_15_minute_lease(
         assert query["X-Amz-Expires"] == ["900"]
         assert query["X-Amz-Credential"][0].startswith(f"{aws_identity}/")
         assert "/eu-west-1/rds-db/aws4_request" in query["X-Amz-Credential"][0]
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with client_for(app) as client:
             assert (await client.get("/health/ready")).status_code == 200
 
 

@@ -82,6 +82,14 @@ def translate(exc: Exception) -> SecretFetchError:
     return SecretFetchError(f"unexpected error ({type(exc).__name__})")
 
 
+def new_client(service: str, config: Config | None = None) -> Any:
+    """A boto3 client on the standard credential chain, in the configured region."""
+    session = boto3.session.Session()
+    # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what ECS/Lambda/IRSA set.
+    region = session.region_name or os.environ.get("AWS_REGION") or None
+    return session.client(service, region_name=region, config=config)
+
+
 class AwsSecretsManagerProvider:
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
@@ -99,11 +107,7 @@ class AwsSecretsManagerProvider:
                     retries={"max_attempts": 2, "mode": "standard"},
                     user_agent_extra="fastapi-secrets-template",
                 )
-                session = boto3.session.Session()
-                # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what ECS/Lambda/IRSA set.
-                region = session.region_name or os.environ.get("AWS_REGION") or None
-                self._client = session.client("secretsmanager", region_name=region,
-                                              config=config)
+                self._client = new_client("secretsmanager", config)
             return self._client
 
     def _get(self, secret_id: str, options: dict[str, str]) -> Fetched:

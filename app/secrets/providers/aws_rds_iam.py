@@ -10,17 +10,15 @@ RDS requires TLS for IAM auth: set `DATABASE_SSLMODE=verify-full` and `DATABASE_
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from sqlalchemy.engine import make_url
 
 from app.secrets.errors import SecretFetchError
 from app.secrets.providers._blocking import BlockingRunner
 from app.secrets.providers._logging import quiet_sdk_loggers
-from app.secrets.providers.aws import translate
+from app.secrets.providers.aws import new_client, translate
 from app.secrets.providers.base import Fetched
 
 if TYPE_CHECKING:
@@ -54,9 +52,7 @@ class RdsIamTokenProvider:
         try:
             with self._lock:
                 if self._client is None:
-                    session = boto3.session.Session()
-                    region = session.region_name or os.environ.get("AWS_REGION") or None
-                    self._client = session.client("rds", region_name=region)
+                    self._client = new_client("rds")
             token = self._client.generate_db_auth_token(DBHostname=host, Port=port,
                                                         DBUsername=user)
         except SecretFetchError:

@@ -35,6 +35,11 @@ SECRET_SETTINGS: tuple[str, ...] = (
 )
 
 
+def dotenv_applies() -> bool:
+    """Whether `.env` is read: only when the process environment's `APP_ENV` is development."""
+    return os.environ.get("APP_ENV", "development").strip().lower() == "development"
+
+
 class _DevelopmentDotEnv(DotEnvSettingsSource):
     """`.env` is a development convenience: never read it in test or production.
 
@@ -43,7 +48,7 @@ class _DevelopmentDotEnv(DotEnvSettingsSource):
     """
 
     def __call__(self) -> dict[str, Any]:
-        if os.environ.get("APP_ENV", "development").strip().lower() != "development":
+        if not dotenv_applies():
             return {}
         return super().__call__()
 

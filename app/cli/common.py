@@ -7,7 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import Settings, dotenv_applies
 from app.secrets import ConfigError, ConfigProblem
 
 
@@ -15,8 +15,7 @@ def setting_origin(name: str) -> str:
     """Where a plain setting's value came from, for messages: the environment or `.env`."""
     if any(key.upper() == name for key in os.environ):
         return "env"
-    development = os.environ.get("APP_ENV", "development").strip().lower() == "development"
-    return ".env" if development and os.path.isfile(".env") else "default"
+    return ".env" if dotenv_applies() and os.path.isfile(".env") else "default"
 
 
 def settings_problems(exc: ValidationError) -> ConfigError:

@@ -107,6 +107,8 @@ class RevocationList:
                     logger.warning("revocation channel lost (%s); checking Redis per request",
                                    type(exc).__name__)
             finally:
+                if self._subscribed:
+                    delay = 0.1  # a subscription that was live: the backoff starts over
                 self._subscribed = False
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

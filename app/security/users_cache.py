@@ -226,19 +226,22 @@ class UserDirectory:
                 logger.debug("users listener cannot connect (%s)", type(exc).__name__)
             else:
                 self._connection = connection
+                generation = self._generation  # moves on when the LISTEN is confirmed
                 try:
                     recycled = await self._follow(connection)
-                    delay = 0.1
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    if self._listening:
+                    # `_listening` may already be False here: the termination callback runs first.
+                    if self._generation != generation:
                         logger.warning("users change channel lost (%s); reading the database "
                                        "per request", type(exc).__name__)
                 finally:
                     self._lost()
                     self._connection = None
                     await _close(connection)
+                if self._generation != generation:
+                    delay = 0.1  # a listener that was live: the backoff starts over
             if self._stopping:
                 return
             if not recycled:

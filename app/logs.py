@@ -19,7 +19,7 @@ from typing import Any
 
 from app.config import Settings
 from app.observability.context import current_request_id
-from app.secrets.redaction import redact
+from app.secrets.redaction import install_on_root, redact
 
 #: LogRecord attributes that are not `extra` fields.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -106,12 +106,4 @@ def configure_logging(settings: Settings) -> None:
         routed = logging.getLogger(name)
         routed.handlers.clear()
         routed.propagate = True
-    install_log_redaction()
-
-
-def install_log_redaction() -> None:
-    """Secrets hygiene (owned by the secrets core): every root handler masks loaded secret values
-    and credentials. Call again after adding or replacing a root handler."""
-    from app.secrets.redaction import install_on_root
-
-    install_on_root()
+    install_on_root()  # the new handler masks loaded secret values and credentials

@@ -37,7 +37,6 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         unregister_redaction = register_secret_source(secrets)  # logs mask its live values
         engine = create_engine(settings, secrets)
         redis = create_redis(settings, secrets)
-        app.state.settings = settings
         app.state.secrets = secrets
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
@@ -68,7 +67,7 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         redoc_url=None if production else "/redoc",
         openapi_url=None if production else "/openapi.json",
     )
-    app.state.settings = settings
+    app.state.settings = settings  # set once, here: it exists even before the lifespan runs
     observability = install_observability(app, settings)  # request ids, access log, /metrics
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -37,9 +38,9 @@ async def live() -> Liveness:
     return Liveness()
 
 
-async def _check(name: str, probe: asyncio.Future[object] | object) -> CheckStatus:
+async def _check(name: str, probe: Awaitable[object]) -> CheckStatus:
     try:
-        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         logger.warning("readiness check %s timed out", name)
         return "timeout"

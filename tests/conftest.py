@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from app.config import Settings
-from app.main import create_app
+from tests.support.app import client_for, running_app
 from tests.support.services import (
     TEST_REDIS_URL,
     create_database,
@@ -96,15 +96,13 @@ def settings(make_settings: SettingsFactory) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_app(settings) as application:
         yield application
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_for(app) as http:
         yield http
 
 

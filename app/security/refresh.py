@@ -15,7 +15,7 @@ import hashlib
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -64,7 +64,7 @@ class Rotation:
     outcome: Outcome
     family: str | None = None
     user_id: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # the next refresh token: a credential
 
 
 def _digest(token: str) -> str:

@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.api.errors import ServiceUnavailable
@@ -52,8 +52,8 @@ class AccessClaims:
 
 @dataclass(frozen=True)
 class IssuedTokens:
-    access_token: str
-    refresh_token: str
+    access_token: str = field(repr=False)  # credentials: never in a repr or a log line
+    refresh_token: str = field(repr=False)
     expires_in: int
 
 

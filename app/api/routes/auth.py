@@ -32,7 +32,7 @@ MAX_TOKEN_FIELD = 512
 class RegisterIn(BaseModel):
     email: str = Field(max_length=accounts.MAX_EMAIL_LENGTH, examples=["user@example.com"],
                        json_schema_extra={"format": "email"})
-    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)
+    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH, repr=False)
 
     @field_validator("email")
     @classmethod
@@ -46,18 +46,18 @@ class UserOut(BaseModel):
 
 
 class TokenPair(BaseModel):
-    access_token: str
-    refresh_token: str
+    access_token: str = Field(repr=False)
+    refresh_token: str = Field(repr=False)
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type
     expires_in: int
 
 
 class RefreshIn(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN_FIELD)
+    refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN_FIELD, repr=False)
 
 
 class LogoutIn(BaseModel):
-    refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_FIELD)
+    refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_FIELD, repr=False)
 
 
 _UNPARSABLE: dict[int | str, dict[str, object]] = {

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.observability.middleware import QUIET_PATHS
 from app.secrets import ConfigError, ConfigProblem
 
 logger = logging.getLogger("app.observability")
@@ -31,10 +32,10 @@ class Tracing:
     """What `setup_tracing` switched on, so the lifespan can switch it off again."""
 
     provider: Any
-    instrumentors: list[tuple[Any, dict[str, Any]]]
+    instrumentors: list[Any]
 
     def shutdown(self) -> None:
-        for instrumentor, _ in self.instrumentors:
+        for instrumentor in self.instrumentors:
             try:
                 instrumentor.uninstrument()
             except Exception:
@@ -81,7 +82,7 @@ def instrument_app(app: FastAPI, settings: Settings) -> Any | None:
     }))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="/health/live,/health/ready,/metrics")
+        app, tracer_provider=provider, excluded_urls=",".join(sorted(QUIET_PATHS)))
     return provider
 
 
@@ -90,15 +91,15 @@ def instrument_resources(provider: Any, engine: Any, redis: Any) -> Tracing:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    instrumentors: list[tuple[Any, dict[str, Any]]] = []
+    instrumentors: list[Any] = []
     sqlalchemy = SQLAlchemyInstrumentor()
     # The instrumentation declares `sqlalchemy < 2.1` but only uses the engine event API, which
     # 2.1 keeps; tests/observability/test_tracing.py checks the statement spans arrive.
     sqlalchemy.instrument(engine=engine.sync_engine, tracer_provider=provider,
                           skip_dep_check=True)
-    instrumentors.append((sqlalchemy, {}))
+    instrumentors.append(sqlalchemy)
     redis_instrumentor = RedisInstrumentor()
     if not redis_instrumentor.is_instrumented_by_opentelemetry:
         redis_instrumentor.instrument(tracer_provider=provider)
-        instrumentors.append((redis_instrumentor, {}))
+        instrumentors.append(redis_instrumentor)
     return Tracing(provider, instrumentors)

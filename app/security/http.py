@@ -35,9 +35,8 @@ def get_security(request: Request) -> Security:
 async def _authenticate(request: Request, token: str | None) -> AccessClaims:
     if not token:
         raise unauthorized()
-    security: Security = request.app.state.security
     try:
-        return await security.tokens.authenticate(token)
+        return await get_security(request).tokens.authenticate(token)
     except TokenRejected:
         raise unauthorized() from None
 

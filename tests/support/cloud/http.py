@@ -108,6 +108,9 @@ class FakeServer:
                 break
         payload = b"" if reply.body is None else (
             reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode())
+        # Stamped BEFORE the reply is written: once the client has it, the test may already be
+        # reading this record (an unset end time made overlapping requests look sequential).
+        record.ended = time.monotonic()
         handler.send_response(reply.status)
         headers = {"Content-Type": "application/json", **reply.headers}
         for name, value in headers.items():
@@ -115,7 +118,6 @@ class FakeServer:
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)
-        record.ended = time.monotonic()
 
     @contextmanager
     def running(self, tls_dir: Path | None = None) -> Iterator[FakeServer]:

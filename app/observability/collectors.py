@@ -16,9 +16,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.secrets import SecretEntry, SecretStore
-from app.security.keyring import KeyRing, KeyRingError
+from app.security.keyring import KeyRing
+from app.security.tokens import RingSource
 
 StoreGetter = Callable[[], SecretStore | None]
+RingGetter = Callable[[], RingSource | None]
 Getter = Callable[[], Any]
 
 
@@ -75,18 +77,8 @@ def summarize_ring(ring: KeyRing, entry: SecretEntry, now: float) -> RingSummary
 class KeyRingCollector(Collector):
     """`jwt_keys_in_ring` and `jwt_signing_key_age_seconds{kid}` from the live JWT_KEYS."""
 
-    def __init__(self, store: StoreGetter) -> None:
-        self._store = store
-        self._cached: tuple[SecretEntry, KeyRing] | None = None
-
-    def _ring(self, entry: SecretEntry) -> KeyRing | None:
-        # Snapshot entries are replaced on rotation, so identity tells whether to re-parse.
-        if self._cached is None or self._cached[0] is not entry:
-            try:
-                self._cached = (entry, KeyRing.parse(entry.value.get_secret_value()))
-            except KeyRingError:
-                return None
-        return self._cached[1]
+    def __init__(self, rings: RingGetter) -> None:
+        self._rings = rings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         count = GaugeMetricFamily("jwt_keys_in_ring", "Keys in the JWT key ring (verify + sign).")
@@ -94,10 +86,10 @@ class KeyRingCollector(Collector):
             "jwt_signing_key_age_seconds",
             "Age of the key that signs new tokens now (from its iat, else nbf, else the ring's "
             "creation time).", labels=["kid"])
-        store = self._store()
-        entry = store.entry("JWT_KEYS") if store is not None else None
-        ring = self._ring(entry) if entry is not None else None
-        if entry is not None and ring is not None:
+        rings = self._rings()
+        found = rings.snapshot() if rings is not None else None
+        if found is not None:
+            entry, ring = found
             now = time.time()
             summary = summarize_ring(ring, entry, now)
             count.add_metric([], float(len(summary.kids)))

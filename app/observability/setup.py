@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Any
@@ -27,7 +26,7 @@ from app.observability.metrics import Metrics
 from app.observability.middleware import RequestObservabilityMiddleware, install_outermost
 from app.observability.tracing import Tracing, instrument_app, instrument_resources
 from app.secrets import SecretStore
-from app.security.keyring import KeyRing, KeyRingError
+from app.security.tokens import RingSource
 
 logger = logging.getLogger("app.observability")
 
@@ -38,7 +37,7 @@ class Observability:
         self.metrics = Metrics()
         state = app.state
         self.metrics.add_scrape_collector(SecretAgeCollector(lambda: _state(state, "secrets")))
-        self.metrics.add_scrape_collector(KeyRingCollector(lambda: _state(state, "secrets")))
+        self.metrics.add_scrape_collector(KeyRingCollector(lambda: _rings(state)))
         self.metrics.add_scrape_collector(PoolCollector(lambda: _state(state, "engine"),
                                                         lambda: _state(state, "redis")))
         self._tracer_provider = instrument_app(app, settings)
@@ -47,7 +46,7 @@ class Observability:
     def start(self, app: FastAPI) -> None:
         store: SecretStore = app.state.secrets
         self.metrics.track_store(store)
-        watch_key_ring(store)
+        watch_key_ring(store, app.state.security.tokens.rings)
         if self._tracer_provider is not None:
             self._tracing = instrument_resources(self._tracer_provider, app.state.engine,
                                                  app.state.redis)
@@ -60,6 +59,11 @@ class Observability:
 
 def _state(state: Any, name: str) -> Any:
     return getattr(state, name, None)
+
+
+def _rings(state: Any) -> RingSource | None:
+    security = _state(state, "security")
+    return security.tokens.rings if security is not None else None
 
 
 def install_observability(app: FastAPI, settings: Settings) -> Observability:
@@ -75,25 +79,22 @@ def install_observability(app: FastAPI, settings: Settings) -> Observability:
     return observability
 
 
-def watch_key_ring(store: SecretStore) -> None:
+def watch_key_ring(store: SecretStore, rings: RingSource) -> None:
     """Audit every change of the JWT key ring: which kids it now holds, which were added or
-    removed, and which kid signs."""
-    entry = store.entry("JWT_KEYS")
-    previous: list[tuple[str, ...] | None] = [None]
-    if entry is not None:
-        with contextlib.suppress(KeyRingError):
-            ring = KeyRing.parse(entry.value.get_secret_value())
-            previous[0] = tuple(key.kid for key in ring.keys)
+    removed, and which kid signs. Reads the ring the token service parsed (no second parse)."""
+    found = rings.snapshot()
+    previous: list[tuple[str, ...] | None] = [
+        tuple(key.kid for key in found[1].keys) if found is not None else None
+    ]
 
     def on_change(changed: frozenset[str]) -> None:
-        current_entry = store.entry("JWT_KEYS")
-        if "JWT_KEYS" not in changed or current_entry is None:
+        if "JWT_KEYS" not in changed:
             return
-        try:
-            ring = KeyRing.parse(current_entry.value.get_secret_value())
-        except KeyRingError:  # the store refuses invalid rings; nothing changed then
-            return
-        summary = summarize_ring(ring, current_entry, time.time())
+        current = rings.snapshot()
+        if current is None or current[0] is not store.entry("JWT_KEYS"):
+            return  # the store refuses invalid rings; nothing changed then
+        entry, ring = current
+        summary = summarize_ring(ring, entry, time.time())
         audit.key_ring_changed(summary.kids, summary.signing_kid, previous_kids=previous[0])
         previous[0] = summary.kids
 

@@ -66,22 +66,27 @@ class RingSource:
         self._ring: KeyRing | None = None
 
     def current(self) -> KeyRing:
-        entry = self.store.entry("JWT_KEYS")
-        if entry is self._entry and self._ring is not None:
-            return self._ring
-        if entry is None:
+        found = self.snapshot()
+        if found is None:
             raise ServiceUnavailable("jwt key ring")
-        try:
-            ring = KeyRing.parse(entry.value.get_secret_value())
-        except KeyRingError as exc:
-            # The store validates values before accepting them, so this means a bug; keep the
-            # last good ring rather than lock everyone out.
-            logger.error("JWT_KEYS from %s cannot be used: %s", entry.origin, exc)
-            if self._ring is None:
-                raise ServiceUnavailable("jwt key ring") from None
-            return self._ring
-        self._entry, self._ring = entry, ring
-        return ring
+        return found[1]
+
+    def snapshot(self) -> tuple[SecretEntry, KeyRing] | None:
+        """The ring and the `JWT_KEYS` entry it was parsed from (metrics and audit read the
+        same parse as signing), or None before any usable ring."""
+        entry = self.store.entry("JWT_KEYS")
+        if entry is not None and entry is not self._entry:
+            try:
+                ring = KeyRing.parse(entry.value.get_secret_value())
+            except KeyRingError as exc:
+                # The store validates values before accepting them, so this means a bug; keep
+                # the last good ring rather than lock everyone out.
+                logger.error("JWT_KEYS from %s cannot be used: %s", entry.origin, exc)
+            else:
+                self._entry, self._ring = entry, ring
+        if self._entry is None or self._ring is None:
+            return None
+        return self._entry, self._ring
 
 
 class VerifiedTokens:

@@ -16,15 +16,17 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.secrets.providers.base import SecretProvider
 
-#: scheme -> (module holding `create_provider(settings)`, optional extra that brings its SDK)
-PROVIDER_MODULES: dict[str, tuple[str, str | None]] = {
-    "file": ("app.secrets.providers.file", None),
+#: Remote schemes -> (module holding `create_provider(settings)`, the extra bringing its SDK).
+#: `file://` is a reference too, but bindings read it like `X_FILE` (with change detection).
+PROVIDER_MODULES: dict[str, tuple[str, str]] = {
     "aws-sm": ("app.secrets.providers.aws", "aws"),
     "aws-rds-iam": ("app.secrets.providers.aws_rds_iam", "aws"),
     "gcp-sm": ("app.secrets.providers.gcp", "gcp"),
     "azure-kv": ("app.secrets.providers.azure", "azure"),
     "vault": ("app.secrets.providers.vault", "vault"),
 }
+
+REFERENCE_SCHEMES = frozenset({"file", *PROVIDER_MODULES})
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class MissingExtraError(Exception):
 def parse_reference(value: str) -> Reference | None:
     """Return the reference `value` spells, or None when it is a literal secret."""
     scheme, sep, rest = value.partition("://")
-    if not sep or scheme not in PROVIDER_MODULES or "\n" in value:
+    if not sep or scheme not in REFERENCE_SCHEMES or "\n" in value:
         return None
     path, _, json_key = rest.partition("#")
     return Reference(scheme=scheme, path=path, json_key=json_key or None)
@@ -65,8 +67,6 @@ def load_provider(scheme: str, settings: Settings) -> SecretProvider:
         module = importlib.import_module(module_name)
         provider: SecretProvider = module.create_provider(settings)
     except ImportError as exc:
-        if extra is None:
-            raise
         raise MissingExtraError(scheme, extra) from exc
     return provider
 

@@ -14,8 +14,7 @@ from app.secrets.errors import SecretAccessDenied, SecretFetchError, SecretNotFo
 from app.secrets.providers.base import Fetched
 
 if TYPE_CHECKING:
-    from app.config import Settings
-    from app.secrets.references import Reference
+    pass
 
 #: A signature that changes when the file is replaced (rename, `..data` swap) or rewritten.
 Signature = tuple[str, int, int, int] | None
@@ -96,19 +95,3 @@ def scan_secret_dirs(name: str, directories: list[Path]) -> DirScan:
         else:
             scan = DirScan(candidate)
     return scan
-
-
-@dataclass
-class FileProvider:
-    """`file:///absolute/path` references."""
-
-    async def fetch(self, reference: Reference) -> Fetched:
-        path = Path("/" + reference.path.lstrip("/"))
-        return read_secret_file(path)
-
-    async def aclose(self) -> None:
-        return None
-
-
-def create_provider(settings: Settings) -> FileProvider:
-    return FileProvider()

@@ -62,8 +62,9 @@ def email_digest(email: str) -> str:
 # ---- key ring ---------------------------------------------------------------------------------
 
 
-def key_ring_changed(kids: Iterable[str], signing_kid: str | None, *,
-                     previous_kids: Iterable[str] | None = None) -> None:
+def key_ring_changed(
+    kids: Iterable[str], signing_kid: str | None, *, previous_kids: Iterable[str] | None = None
+) -> None:
     current = sorted(kids)
     fields: dict[str, Any] = {"kids": current, "signing_kid": signing_kid}
     if previous_kids is not None:
@@ -85,8 +86,9 @@ def login_succeeded(*, user_id: object) -> None:
     audit(LOGIN_SUCCEEDED, user_id=str(user_id))
 
 
-def login_failed(*, email: str, reason: str = "invalid_credentials",
-                 user_id: object | None = None) -> None:
+def login_failed(
+    *, email: str, reason: str = "invalid_credentials", user_id: object | None = None
+) -> None:
     """A wrong password or an unknown account (`reason` tells which; the response must not)."""
     audit(LOGIN_FAILED, email_sha256=email_digest(email), reason=reason, **_ids(user_id=user_id))
 

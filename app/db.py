@@ -90,8 +90,11 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
 
 
 #: URL query options that SQLAlchemy's asyncpg dialect consumes itself (not asyncpg's).
-_DIALECT_ONLY_OPTIONS = ("prepared_statement_cache_size", "prepared_statement_name_func",
-                         "async_fallback")
+_DIALECT_ONLY_OPTIONS = (
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+    "async_fallback",
+)
 
 
 async def connect_dedicated(settings: Settings, store: SecretStore) -> asyncpg.Connection:

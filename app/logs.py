@@ -23,7 +23,11 @@ from app.secrets.redaction import install_on_root, redact
 
 #: LogRecord attributes that are not `extra` fields.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "taskName", "audit", "request_id",
+    "message",
+    "asctime",
+    "taskName",
+    "audit",
+    "request_id",
 }
 
 #: Loggers of the server and libraries that must not keep handlers of their own.

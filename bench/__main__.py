@@ -21,25 +21,48 @@ from bench import report, wrk
 from bench.report import Result
 from bench.services import ROOT, bench_environment, bench_server, cpu_count, signed_in_account
 
-_CLOUD_LINE = re.compile(r"^5\. (?P<name>[^:]+): (?P<ratio>[\d.]+) (?P<detail>\(.*\))\s+"
-                         r"target <= (?P<target>[\d.]+)")
+_CLOUD_LINE = re.compile(
+    r"^5\. (?P<name>[^:]+): (?P<ratio>[\d.]+) (?P<detail>\(.*\))\s+"
+    r"target <= (?P<target>[\d.]+)"
+)
 
 
 def cloud_startup() -> list[Result]:
     """Target 5 lives in `bench/cloud_startup.py` (real SDKs against the local fakes)."""
-    done = subprocess.run([sys.executable, "-m", "bench.cloud_startup"], cwd=ROOT,
-                          capture_output=True, text=True, check=False, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cloud_startup"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     results = []
     for line in done.stdout.splitlines():
         match = _CLOUD_LINE.match(line.strip())
         if match:
-            results.append(Result(f"5{'abc'[len(results)] if len(results) < 3 else ''}",
-                                  match["name"], float(match["ratio"]), "<=",
-                                  float(match["target"]), match["detail"].strip("()")))
+            results.append(
+                Result(
+                    f"5{'abc'[len(results)] if len(results) < 3 else ''}",
+                    match["name"],
+                    float(match["ratio"]),
+                    "<=",
+                    float(match["target"]),
+                    match["detail"].strip("()"),
+                )
+            )
     if not results:
         tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-        results.append(Result("5", "startup with 10 cloud secrets x 200 ms", None, "<=", 1.5,
-                              "did not run: " + " / ".join(tail)))
+        results.append(
+            Result(
+                "5",
+                "startup with 10 cloud secrets x 200 ms",
+                None,
+                "<=",
+                1.5,
+                "did not run: " + " / ".join(tail),
+            )
+        )
     return results
 
 
@@ -60,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if wanted & {"1", "2", "4"}:
         wrk.ensure_wrk()
-        with bench_environment() as env, tempfile.TemporaryDirectory() as logs, \
-                bench_server(env, Path(logs)) as server:
+        with (
+            bench_environment() as env,
+            tempfile.TemporaryDirectory() as logs,
+            bench_server(env, Path(logs)) as server,
+        ):
             from bench.login_storm import login_storm
             from bench.throughput import auth_overhead, users_me
 
@@ -81,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     if "5" in wanted:
         emit(cloud_startup())
 
-    environment = (f"{cpu_count()} CPUs, Python {platform.python_version()}, one uvicorn "
-                   "worker with uvloop + httptools, load from wrk on the same machine; "
-                   f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
-                   "(anything near the CPU count means other work shared the machine)")
+    environment = (
+        f"{cpu_count()} CPUs, Python {platform.python_version()}, one uvicorn "
+        "worker with uvloop + httptools, load from wrk on the same machine; "
+        f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+        "(anything near the CPU count means other work shared the machine)"
+    )
     results.sort(key=lambda r: r.number)
     for result in results:
         print(result.line())

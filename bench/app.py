@@ -27,8 +27,9 @@ async def protected_noop(claims: CurrentClaims) -> dict[str, bool]:
     return {"ok": True}
 
 
-def create_bench_app(settings: Settings | None = None, *,
-                     store: SecretStore | None = None) -> FastAPI:
+def create_bench_app(
+    settings: Settings | None = None, *, store: SecretStore | None = None
+) -> FastAPI:
     app = create_app(settings, store=store)
     app.include_router(router)
     return app

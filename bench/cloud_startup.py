@@ -47,8 +47,12 @@ def _env(**values: str) -> Iterator[None]:
 
 
 def _settings(**secret_refs: str) -> Settings:
-    return Settings(_env_file=None, app_env="test", secrets_dir="/nonexistent",  # type: ignore[call-arg]
-                    **secret_refs)
+    return Settings(
+        _env_file=None,
+        app_env="test",
+        secrets_dir="/nonexistent",  # type: ignore[call-arg]
+        **secret_refs,
+    )
 
 
 async def _measure(refs: list[str], store_refs: dict[str, str]) -> tuple[float, float, float]:
@@ -77,8 +81,14 @@ def main() -> int:
     from tests.support.cloud.gcp import PROJECT, FakeSecretManager
     from tests.support.cloud.vault import FakeVault
 
-    os.environ.update({"NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9",
-                       "NO_PROXY": "127.0.0.1,localhost", "AWS_EC2_METADATA_DISABLED": "true"})
+    os.environ.update(
+        {
+            "NO_GCE_CHECK": "true",
+            "GCE_METADATA_HOST": "127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
     results: list[tuple[str, float, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -94,26 +104,48 @@ def main() -> int:
         for i, value in enumerate(values):
             azure.add(f"s{i}", json.dumps({"value": value}))
 
-        with vault.server.running(), gcp.server.running(), \
-                azure.server.running(tls_dir=tmp), azure.identity.running():
+        with (
+            vault.server.running(),
+            gcp.server.running(),
+            azure.server.running(tls_dir=tmp),
+            azure.identity.running(),
+        ):
             cases = [
-                ("vault", {"VAULT_ADDR": vault.server.url, "VAULT_TOKEN": vault.new_token()},
-                 [f"vault://secret/s{i}#value" for i in range(SECRETS)], vault.server),
-                ("gcp-sm", {"GOOGLE_APPLICATION_CREDENTIALS": str(gcp.credentials_file(tmp)),
-                            "GCP_SECRET_MANAGER_ENDPOINT": gcp.server.url},
-                 [f"gcp-sm://projects/{PROJECT}/secrets/s{i}" for i in range(SECRETS)],
-                 gcp.server),
-                ("azure-kv", {"REQUESTS_CA_BUNDLE": str(tmp / "fake-tls.crt"),
-                              "IDENTITY_ENDPOINT": azure.identity.url + "/msi/token",
-                              "IDENTITY_HEADER": azure.identity_header,
-                              "AZURE_KEYVAULT_URL_TEMPLATE": azure.vault_url_template},
-                 [f"azure-kv://{VAULT}/s{i}#value" for i in range(SECRETS)], azure.server),
+                (
+                    "vault",
+                    {"VAULT_ADDR": vault.server.url, "VAULT_TOKEN": vault.new_token()},
+                    [f"vault://secret/s{i}#value" for i in range(SECRETS)],
+                    vault.server,
+                ),
+                (
+                    "gcp-sm",
+                    {
+                        "GOOGLE_APPLICATION_CREDENTIALS": str(gcp.credentials_file(tmp)),
+                        "GCP_SECRET_MANAGER_ENDPOINT": gcp.server.url,
+                    },
+                    [f"gcp-sm://projects/{PROJECT}/secrets/s{i}" for i in range(SECRETS)],
+                    gcp.server,
+                ),
+                (
+                    "azure-kv",
+                    {
+                        "REQUESTS_CA_BUNDLE": str(tmp / "fake-tls.crt"),
+                        "IDENTITY_ENDPOINT": azure.identity.url + "/msi/token",
+                        "IDENTITY_HEADER": azure.identity_header,
+                        "AZURE_KEYVAULT_URL_TEMPLATE": azure.vault_url_template,
+                    },
+                    [f"azure-kv://{VAULT}/s{i}#value" for i in range(SECRETS)],
+                    azure.server,
+                ),
             ]
             for name, env, refs, server in cases:
                 with _env(**env):
                     server.latency = LATENCY
-                    store_refs = {"jwt_keys": refs[0], "database_password": refs[1],
-                                  "redis_password": refs[2]}
+                    store_refs = {
+                        "jwt_keys": refs[0],
+                        "database_password": refs[1],
+                        "redis_password": refs[2],
+                    }
                     runs = [asyncio.run(_measure(refs, store_refs)) for _ in range(RUNS)]
                     server.latency = 0
                 one = statistics.median(r[0] for r in runs)
@@ -125,10 +157,12 @@ def main() -> int:
         ratio = many / one
         verdict = "PASS" if ratio <= TARGET else "FAIL"
         failed |= verdict == "FAIL"
-        print(f"5. startup, {SECRETS} {name} secrets x {LATENCY * 1000:.0f} ms: "
-              f"{ratio:.2f} (one fetch {one * 1000:.0f} ms, all {many * 1000:.0f} ms, "
-              f"SecretStore.open with 3 settings {opened * 1000:.0f} ms)  target <= {TARGET}  "
-              f"{verdict}")
+        print(
+            f"5. startup, {SECRETS} {name} secrets x {LATENCY * 1000:.0f} ms: "
+            f"{ratio:.2f} (one fetch {one * 1000:.0f} ms, all {many * 1000:.0f} ms, "
+            f"SecretStore.open with 3 settings {opened * 1000:.0f} ms)  target <= {TARGET}  "
+            f"{verdict}"
+        )
     return 1 if failed else 0
 
 

@@ -28,14 +28,25 @@ ISSUER = AUDIENCE = "bench"
 
 def _claims() -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": ISSUER, "aud": AUDIENCE, "sub": str(uuid.uuid4()), "iat": now, "nbf": now,
-            "exp": now + 3600, "jti": uuid.uuid4().hex}
+    return {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "jti": uuid.uuid4().hex,
+    }
 
 
 def _token_for(ring: KeyRing, position: int) -> str:
     key = ring.keys[position]
-    return jwt.encode(_claims(), key.jwk.key, algorithm=key.alg,
-                      headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE})
+    return jwt.encode(
+        _claims(),
+        key.jwk.key,
+        algorithm=key.alg,
+        headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
+    )
 
 
 def _seconds_per_verify(ring: KeyRing, token: str) -> float:
@@ -63,6 +74,12 @@ def keyring_size() -> Result:
         small_times.append(s)
         big_times.append(b)
         ratios.append(b / s)
-    return Result("3", "verify cost, 1000-key ring / 1-key ring", statistics.median(ratios),
-                  "<=", 1.05, f"1000 keys {statistics.median(big_times) * 1e6:.1f} us, "
-                  f"1 key {statistics.median(small_times) * 1e6:.1f} us per verify")
+    return Result(
+        "3",
+        "verify cost, 1000-key ring / 1-key ring",
+        statistics.median(ratios),
+        "<=",
+        1.05,
+        f"1000 keys {statistics.median(big_times) * 1e6:.1f} us, "
+        f"1 key {statistics.median(small_times) * 1e6:.1f} us per verify",
+    )

@@ -30,8 +30,15 @@ PROBE_DELAY_MS = 5
 
 def _hasher() -> PasswordHash:
     params = OWASP_MINIMUM
-    return PasswordHash((Argon2Hasher(time_cost=params.time_cost, memory_cost=params.memory_cost,
-                                      parallelism=params.parallelism),))
+    return PasswordHash(
+        (
+            Argon2Hasher(
+                time_cost=params.time_cost,
+                memory_cost=params.memory_cost,
+                parallelism=params.parallelism,
+            ),
+        )
+    )
 
 
 def argon2_verify_rate(threads: int = 1, seconds: float = 1.5) -> float:
@@ -53,8 +60,12 @@ def argon2_verify_rate(threads: int = 1, seconds: float = 1.5) -> float:
 
 
 def _probe(server: BenchServer, seconds: float) -> tuple[object, object]:
-    return wrk.start(server.url + "/health/live", duration=seconds, connections=1,
-                     script=wrk.lua_script(delay_ms=PROBE_DELAY_MS))
+    return wrk.start(
+        server.url + "/health/live",
+        duration=seconds,
+        connections=1,
+        script=wrk.lua_script(delay_ms=PROBE_DELAY_MS),
+    )
 
 
 def login_storm(server: BenchServer, account: Account) -> list[Result]:
@@ -70,8 +81,9 @@ def login_storm(server: BenchServer, account: Account) -> list[Result]:
     idle_p99, storm_p99, samples, logins, rates, parallel, shares = [], [], [], [], [], [], []
     for _ in range(ROUNDS):
         idle_p99.append(wrk.finish(_probe(server, SECONDS)).p99_ms)  # type: ignore[arg-type]
-        storm = wrk.start(login_url, duration=SECONDS + 1, connections=LOGIN_CLIENTS,
-                          script=login_script)
+        storm = wrk.start(
+            login_url, duration=SECONDS + 1, connections=LOGIN_CLIENTS, script=login_script
+        )
         time.sleep(0.5)  # the storm is on before sampling starts
         probe = wrk.finish(_probe(server, SECONDS))  # type: ignore[arg-type]
         storm_result = wrk.finish(storm)
@@ -85,13 +97,23 @@ def login_storm(server: BenchServer, account: Account) -> list[Result]:
 
     idle, busy = statistics.median(idle_p99), statistics.median(storm_p99)
     return [
-        Result("4a", f"/health/live p99 during a {LOGIN_CLIENTS}-client login storm / idle p99",
-               busy / idle, "<=", 3.0,
-               f"storm p99 {busy:.2f} ms, idle p99 {idle:.2f} ms "
-               f"({statistics.median(samples):.0f} probe samples per round)"),
-        Result("4b", "login throughput / (argon2 verify rate x CPUs)",
-               statistics.median(shares), ">=", 0.8,
-               f"{statistics.median(logins):.1f} logins/s; argon2 in-process "
-               f"{statistics.median(rates):.1f}/s on 1 thread x {cores} CPUs "
-               f"(measured on {cores} threads at once: {statistics.median(parallel):.1f}/s)"),
+        Result(
+            "4a",
+            f"/health/live p99 during a {LOGIN_CLIENTS}-client login storm / idle p99",
+            busy / idle,
+            "<=",
+            3.0,
+            f"storm p99 {busy:.2f} ms, idle p99 {idle:.2f} ms "
+            f"({statistics.median(samples):.0f} probe samples per round)",
+        ),
+        Result(
+            "4b",
+            "login throughput / (argon2 verify rate x CPUs)",
+            statistics.median(shares),
+            ">=",
+            0.8,
+            f"{statistics.median(logins):.1f} logins/s; argon2 in-process "
+            f"{statistics.median(rates):.1f}/s on 1 thread x {cores} CPUs "
+            f"(measured on {cores} threads at once: {statistics.median(parallel):.1f}/s)",
+        ),
     ]

@@ -38,25 +38,33 @@ class Result:
 
     def line(self) -> str:
         measured = f"{self.ratio:.3f}" if self.ratio is not None else "n/a"
-        return (f"{self.number}. {self.name}: {measured}  target {self.comparison} "
-                f"{self.target:g}  {self.verdict}")
+        return (
+            f"{self.number}. {self.name}: {measured}  target {self.comparison} "
+            f"{self.target:g}  {self.verdict}"
+        )
 
 
 def markdown(results: Sequence[Result], environment: str) -> str:
-    rows = ["| # | target | measured ratio | goal | verdict | figures (medians) |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| # | target | measured ratio | goal | verdict | figures (medians) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         measured = f"{r.ratio:.3f}" if r.ratio is not None else "n/a"
-        rows.append(f"| {r.number} | {r.name} | {measured} | {r.comparison} {r.target:g} | "
-                    f"{r.verdict} | {r.detail} |")
+        rows.append(
+            f"| {r.number} | {r.name} | {measured} | {r.comparison} {r.target:g} | "
+            f"{r.verdict} | {r.detail} |"
+        )
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    return "\n".join([
-        BEGIN,
-        f"Last run: {stamp} on {platform.node() or 'this machine'} ({environment}).",
-        "",
-        *rows,
-        END,
-    ])
+    return "\n".join(
+        [
+            BEGIN,
+            f"Last run: {stamp} on {platform.node() or 'this machine'} ({environment}).",
+            "",
+            *rows,
+            END,
+        ]
+    )
 
 
 def write(results: Sequence[Result], environment: str) -> Path:

@@ -18,10 +18,17 @@ from bench.app import create_bench_app
 
 async def _serve(settings: Settings) -> None:
     store = await SecretStore.open(settings)
-    config = uvicorn.Config(create_bench_app(settings, store=store), host=settings.host,
-                            port=settings.port, loop="uvloop", http="httptools", workers=1,
-                            log_config=None, server_header=False,
-                            timeout_graceful_shutdown=settings.graceful_timeout_seconds)
+    config = uvicorn.Config(
+        create_bench_app(settings, store=store),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=settings.graceful_timeout_seconds,
+    )
     await uvicorn.Server(config).serve()
 
 

@@ -40,15 +40,24 @@ def bench_environment() -> Iterator[dict[str, str]]:
     database_url = asyncio.run(create_database("bench"))
     prefix = f"bench:{secrets.token_hex(5)}:"
     env = base_env(
-        DATABASE_URL=database_url, REDIS_URL=TEST_REDIS_URL, REDIS_KEY_PREFIX=prefix,
-        JWT_KEYS=secrets.token_urlsafe(48), LOG_LEVEL="warning",
+        DATABASE_URL=database_url,
+        REDIS_URL=TEST_REDIS_URL,
+        REDIS_KEY_PREFIX=prefix,
+        JWT_KEYS=secrets.token_urlsafe(48),
+        LOG_LEVEL="warning",
         ACCESS_TOKEN_TTL_SECONDS="3600",
         # Far more logins than a person makes, all successful: no lockouts involved.
         LOGIN_MAX_FAILURES="1000000",
     )
     try:
-        migrated = subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, cwd=ROOT,
-                                  capture_output=True, text=True, check=False)
+        migrated = subprocess.run(
+            [sys.executable, "-m", "app", "migrate"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if migrated.returncode != 0:
             raise RuntimeError(f"migration failed:\n{migrated.stderr}")
         yield env
@@ -69,8 +78,13 @@ def bench_server(env: dict[str, str], log_dir: Path) -> Iterator[BenchServer]:
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
     log_path = log_dir / "bench-server.log"
     log = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "bench.server"], env=env, cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.server"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     server = BenchServer(f"http://127.0.0.1:{port}", env, process)
     try:
         wait_until_answering(process, f"{server.url}/health/ready", log_path)
@@ -83,8 +97,9 @@ def bench_server(env: dict[str, str], log_dir: Path) -> Iterator[BenchServer]:
 def signed_in_account(server: BenchServer) -> Account:
     email, password = f"bench-{secrets.token_hex(5)}@example.com", secrets.token_urlsafe(16)
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        registered = client.post("/api/v1/auth/register",
-                                 json={"email": email, "password": password})
+        registered = client.post(
+            "/api/v1/auth/register", json={"email": email, "password": password}
+        )
         registered.raise_for_status()
         login = client.post("/api/v1/auth/login", data={"username": email, "password": password})
         login.raise_for_status()

@@ -25,8 +25,11 @@ def ensure_wrk() -> str:
         return found
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "-qq", "wrk"],
-                    ["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+    for command in (
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+    ):
         subprocess.run([*sudo, *command], env=env, check=False, capture_output=True)
         found = shutil.which("wrk")
         if found:
@@ -59,8 +62,9 @@ def parse(output: str) -> WrkResult:
     if not (rps and total and p50 and p99):
         raise WrkError(f"could not parse wrk output:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                       output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     return WrkResult(
         requests_per_second=float(rps.group(1)),
         requests=int(total.group(1)),
@@ -71,8 +75,13 @@ def parse(output: str) -> WrkResult:
     )
 
 
-def lua_script(*, method: str = "GET", body: str | None = None,
-               headers: Mapping[str, str] | None = None, delay_ms: int | None = None) -> str:
+def lua_script(
+    *,
+    method: str = "GET",
+    body: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    delay_ms: int | None = None,
+) -> str:
     lines = [f'wrk.method = "{method}"']
     if body is not None:
         lines.append(f"wrk.body = {_lua_string(body)}")
@@ -88,10 +97,27 @@ def _lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def command(url: str, *, duration: float, connections: int, threads: int = 1,
-            script: str | None = None, timeout: float = 10) -> tuple[list[str], Path | None]:
-    args = [ensure_wrk(), "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s",
-            "--timeout", f"{timeout:g}s", "--latency"]
+def command(
+    url: str,
+    *,
+    duration: float,
+    connections: int,
+    threads: int = 1,
+    script: str | None = None,
+    timeout: float = 10,
+) -> tuple[list[str], Path | None]:
+    args = [
+        ensure_wrk(),
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration:g}s",
+        "--timeout",
+        f"{timeout:g}s",
+        "--latency",
+    ]
     path = None
     if script is not None:
         handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
@@ -109,8 +135,9 @@ def start(url: str, **options: object) -> tuple[subprocess.Popen[str], Path | No
     return process, path
 
 
-def finish(started: tuple[subprocess.Popen[str], Path | None], *,
-           allow_non_2xx: bool = False) -> WrkResult:
+def finish(
+    started: tuple[subprocess.Popen[str], Path | None], *, allow_non_2xx: bool = False
+) -> WrkResult:
     process, path = started
     try:
         output, _ = process.communicate(timeout=600)

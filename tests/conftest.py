@@ -35,7 +35,10 @@ async def database_url() -> AsyncIterator[str]:
     url = await create_database()
     config = Config(str(Path(__file__).resolve().parents[1] / "alembic.ini"))
     config.attributes["settings"] = Settings(
-        _env_file=None, app_env="test", database_url=url, jwt_keys=secrets.token_urlsafe(48),
+        _env_file=None,
+        app_env="test",
+        database_url=url,
+        jwt_keys=secrets.token_urlsafe(48),
         secrets_dir="/nonexistent",
     )
     # env.py calls asyncio.run(), which cannot nest in this loop: run Alembic in a thread.
@@ -136,10 +139,15 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def server_env(database_url: str, redis_url: str, redis_prefix: str,
-               jwt_secret: str) -> dict[str, str]:
+def server_env(
+    database_url: str, redis_url: str, redis_prefix: str, jwt_secret: str
+) -> dict[str, str]:
     """Environment for a `python -m app serve` process on the test services."""
     from tests.support.server import base_env
 
-    return base_env(DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix,
-                   JWT_KEYS=jwt_secret)
+    return base_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=redis_prefix,
+        JWT_KEYS=jwt_secret,
+    )

@@ -71,10 +71,16 @@ class Canaries:
         found = []
         for canary in self.canaries:
             raw = canary.encode()
-            found += [canary, quote(canary, safe=""), quote_plus(canary), quote(canary),
-                      base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(),
-                      base64.b64encode(raw).decode().rstrip("="),
-                      base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+            found += [
+                canary,
+                quote(canary, safe=""),
+                quote_plus(canary),
+                quote(canary),
+                base64.b64encode(raw).decode(),
+                base64.urlsafe_b64encode(raw).decode(),
+                base64.b64encode(raw).decode().rstrip("="),
+                base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            ]
         return found
 
     def assert_absent(self, haystack: str, where: str) -> None:
@@ -109,8 +115,9 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
                 if method != "HEAD":
                     yield Endpoint(method, prefix + path)
 
-    found = sorted(set(walk(list(app.routes), "")),
-                   key=lambda e: ("logout" in e.path, e.path, e.method))
+    found = sorted(
+        set(walk(list(app.routes), "")), key=lambda e: ("logout" in e.path, e.path, e.method)
+    )
     assert len(found) >= 3
     return found
 
@@ -154,10 +161,12 @@ class Examples:
         kind = schema.get("type", "string")
         if kind == "object":  # required fields, and optional ones the vocabulary knows
             required = set(schema.get("required", []))
-            return {prop: self.value(sub, prop)
-                    for prop, sub in schema.get("properties", {}).items()
-                    if prop in required or prop.lower() in {"email", "username", "password",
-                                                             *self.tokens}}
+            return {
+                prop: self.value(sub, prop)
+                for prop, sub in schema.get("properties", {}).items()
+                if prop in required
+                or prop.lower() in {"email", "username", "password", *self.tokens}
+            }
         if kind == "array":
             return [self.value(schema.get("items", {}), name)]
         if kind == "integer":
@@ -177,14 +186,18 @@ class Examples:
         return "x" * max(int(schema.get("minLength", 1)), 8)
 
     def operation(self, endpoint: Endpoint) -> dict[str, Any]:
-        operation: dict[str, Any] = self.spec.get("paths", {}).get(endpoint.path, {}).get(
-            endpoint.method.lower(), {})
+        operation: dict[str, Any] = (
+            self.spec.get("paths", {}).get(endpoint.path, {}).get(endpoint.method.lower(), {})
+        )
         return operation
 
     def body(self, endpoint: Endpoint) -> tuple[str | None, dict[str, Any] | None]:
         content = self.operation(endpoint).get("requestBody", {}).get("content", {})
-        for media in ("application/json", "application/x-www-form-urlencoded",
-                      "multipart/form-data"):
+        for media in (
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
             if media in content:
                 return media, self.value(content[media].get("schema", {}))
         return None, None
@@ -192,8 +205,11 @@ class Examples:
     def url(self, endpoint: Endpoint, bad: bool = False) -> tuple[str, dict[str, str]]:
         path, query = endpoint.path, {}
         for parameter in self.operation(endpoint).get("parameters", []):
-            sample = INPUT_CANARY if bad else str(self.value(parameter.get("schema", {}),
-                                                             parameter["name"]))
+            sample = (
+                INPUT_CANARY
+                if bad
+                else str(self.value(parameter.get("schema", {}), parameter["name"]))
+            )
             if parameter.get("in") == "path":
                 path = path.replace("{" + parameter["name"] + "}", sample)
             elif parameter.get("in") == "query" and (parameter.get("required") or bad):
@@ -213,8 +229,12 @@ class Examples:
                     self.tokens[key.lower()] = value
 
 
-async def exercise(client: httpx.AsyncClient, routes: list[Endpoint], spec: dict[str, Any],
-                   credentials: dict[str, str] | None = None) -> list[httpx.Response]:
+async def exercise(
+    client: httpx.AsyncClient,
+    routes: list[Endpoint],
+    spec: dict[str, Any],
+    credentials: dict[str, str] | None = None,
+) -> list[httpx.Response]:
     """Good input twice (the second pass has tokens), then bad input, for every endpoint.
     `credentials` maps a path to the bearer token it needs beyond a user's access token."""
     examples = Examples(spec)
@@ -230,14 +250,17 @@ async def exercise(client: httpx.AsyncClient, routes: list[Endpoint], spec: dict
             elif "access_token" in examples.tokens:
                 headers["Authorization"] = f"Bearer {examples.tokens['access_token']}"
             if media == "application/json":
-                response = await client.request(endpoint.method, path, params=query, json=body,
-                                                headers=headers)
+                response = await client.request(
+                    endpoint.method, path, params=query, json=body, headers=headers
+                )
             elif media is not None:
-                response = await client.request(endpoint.method, path, params=query, data=body,
-                                                headers=headers)
+                response = await client.request(
+                    endpoint.method, path, params=query, data=body, headers=headers
+                )
             else:
-                response = await client.request(endpoint.method, path, params=query,
-                                                headers=headers)
+                response = await client.request(
+                    endpoint.method, path, params=query, headers=headers
+                )
             examples.learn(response)
             responses.append(response)
     bad_responses = []
@@ -249,22 +272,38 @@ async def exercise(client: httpx.AsyncClient, routes: list[Endpoint], spec: dict
         if media is not None:
             wrong = _wrong_types(copy.deepcopy(body))
             if media == "application/json":
-                bad_responses.append(await client.request(
-                    endpoint.method, path, params=query, json=wrong, headers=headers))
-                bad_responses.append(await client.request(
-                    endpoint.method, path, params=query, headers={
-                        **headers, "Content-Type": "application/json"},
-                    content=f'{{"broken": "{INPUT_CANARY}'))
+                bad_responses.append(
+                    await client.request(
+                        endpoint.method, path, params=query, json=wrong, headers=headers
+                    )
+                )
+                bad_responses.append(
+                    await client.request(
+                        endpoint.method,
+                        path,
+                        params=query,
+                        headers={**headers, "Content-Type": "application/json"},
+                        content=f'{{"broken": "{INPUT_CANARY}',
+                    )
+                )
             else:
-                bad_responses.append(await client.request(
-                    endpoint.method, path, params=query, data={"unexpected": INPUT_CANARY},
-                    headers=headers))
+                bad_responses.append(
+                    await client.request(
+                        endpoint.method,
+                        path,
+                        params=query,
+                        data={"unexpected": INPUT_CANARY},
+                        headers=headers,
+                    )
+                )
         else:
-            bad_responses.append(await client.request(endpoint.method, path, params=query,
-                                                      headers=headers))
+            bad_responses.append(
+                await client.request(endpoint.method, path, params=query, headers=headers)
+            )
     for response in bad_responses:
         assert INPUT_CANARY not in response.text, (
-            f"{response.request.method} {response.request.url.path} echoed request input")
+            f"{response.request.method} {response.request.url.path} echoed request input"
+        )
     return responses + bad_responses
 
 
@@ -272,7 +311,8 @@ def _wrong_types(body: Any) -> Any:
     """Each field becomes a list holding the input canary: invalid for any scalar field."""
     if isinstance(body, dict):
         return {key: [INPUT_CANARY, {"nested": INPUT_CANARY}] for key in body} or {
-            "unexpected": [INPUT_CANARY]}
+            "unexpected": [INPUT_CANARY]
+        }
     return [INPUT_CANARY]
 
 
@@ -335,8 +375,8 @@ def add_forced_errors(app: FastAPI) -> None:
         store = request.app.state.secrets
         password = store.get("DATABASE_PASSWORD").get_secret_value()
         logging.getLogger("app.careless").warning(
-            "connecting with %s (%s)", password,
-            base64.b64encode(password.encode()).decode())
+            "connecting with %s (%s)", password, base64.b64encode(password.encode()).decode()
+        )
         raise RuntimeError(f"could not use {password} / {quote(password, safe='')}")
 
     app.add_api_route("/__canary__/boom", boom, methods=["GET"])
@@ -345,31 +385,40 @@ def add_forced_errors(app: FastAPI) -> None:
 def test_settings_repr_and_errors_hide_secrets(canaries: Canaries) -> None:
     values = {name.lower(): value for name, value in canaries.values.items()}
     settings = Settings(_env_file=None, app_env="test", **values)
-    canaries.assert_absent(repr(settings) + str(settings) + repr(settings.model_dump()),
-                           "Settings repr")
+    canaries.assert_absent(
+        repr(settings) + str(settings) + repr(settings.model_dump()), "Settings repr"
+    )
     with pytest.raises(ValidationError) as raised:
-        Settings(_env_file=None, jwt_keys={"nested": canaries.values["JWT_KEYS"]},
-                 redis_password=[canaries.values["REDIS_PASSWORD"]])
+        Settings(
+            _env_file=None,
+            jwt_keys={"nested": canaries.values["JWT_KEYS"]},
+            redis_password=[canaries.values["REDIS_PASSWORD"]],
+        )
     canaries.assert_absent(str(raised.value), "a settings validation error")
     canaries.assert_absent(str(settings_problems(raised.value)), "config error lines")
     canaries.assert_absent(
-        repr(raised.value.errors(include_input=False, include_context=False)), "errors()")
+        repr(raised.value.errors(include_input=False, include_context=False)), "errors()"
+    )
 
 
 async def test_in_process_app_never_emits_a_canary(
-    make_settings: SettingsFactory, canaries: Canaries, canary_redis: str,
-    real_logging: Records, capsys: pytest.CaptureFixture[str],
+    make_settings: SettingsFactory,
+    canaries: Canaries,
+    canary_redis: str,
+    real_logging: Records,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     values = {name.lower(): value for name, value in canaries.values.items()}
     settings = make_settings(redis_url=canary_redis, **values)
     app = create_app(settings)
     add_forced_errors(app)
     routes = endpoints(app)
-    async with (app.router.lifespan_context(app),
-                client_for(app, raise_app_exceptions=False) as client):
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app, raise_app_exceptions=False) as client,
+    ):
         assert (await client.get("/health/ready")).status_code == 200  # redis auth works
-        responses = await exercise(client, routes, app.openapi(),
-                                   metrics_credentials(canaries))
+        responses = await exercise(client, routes, app.openapi(), metrics_credentials(canaries))
     statuses = {r.status_code for r in responses}
     forced = [r for r in responses if r.request.url.path == "/__canary__/boom"]
     assert forced
@@ -389,7 +438,10 @@ async def test_in_process_app_never_emits_a_canary(
 
 
 async def test_server_and_cli_processes_never_emit_a_canary(
-    server_env: dict[str, str], canaries: Canaries, canary_redis: str, tmp_path: Path,
+    server_env: dict[str, str],
+    canaries: Canaries,
+    canary_redis: str,
+    tmp_path: Path,
     make_settings: SettingsFactory,
 ) -> None:
     env = {k: v for k, v in server_env.items() if k not in SECRET_SETTINGS}
@@ -411,8 +463,9 @@ async def test_server_and_cli_processes_never_emit_a_canary(
     with serve(env, tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             assert (await client.get("/health/ready")).status_code == 200
-            responses = await exercise(client, endpoints(blueprint), blueprint.openapi(),
-                                       metrics_credentials(canaries))
+            responses = await exercise(
+                client, endpoints(blueprint), blueprint.openapi(), metrics_credentials(canaries)
+            )
     assert any(r.status_code == 422 for r in responses)
     canaries.assert_absent(transcript(responses), "HTTP responses from the server process")
     canaries.assert_absent(server.output(), "the server's stdout/stderr")
@@ -421,8 +474,11 @@ async def test_server_and_cli_processes_never_emit_a_canary(
     assert check.returncode == 0, check.stdout + check.stderr
     canaries.assert_absent(check.stdout + check.stderr, "config check output")
 
-    broken = {**env, "APP_ENV": "production", "DATABASE_CREDENTIALS": json.dumps(
-        {"user": "nobody", "password": canaries.canaries[0]})}
+    broken = {
+        **env,
+        "APP_ENV": "production",
+        "DATABASE_CREDENTIALS": json.dumps({"user": "nobody", "password": canaries.canaries[0]}),
+    }
     broken.pop("DATABASE_CREDENTIALS_FILE", None)
     for command in (["config", "check"], ["serve"]):
         failed = run_cli(*command, env=broken, timeout=30)

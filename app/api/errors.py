@@ -32,11 +32,13 @@ class ServiceUnavailable(Exception):
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     cleaned = []
     for error in errors:
-        cleaned.append({
-            "loc": [part for part in error.get("loc", ())],
-            "msg": error.get("msg", "invalid value"),
-            "type": error.get("type", "value_error"),
-        })
+        cleaned.append(
+            {
+                "loc": [part for part in error.get("loc", ())],
+                "msg": error.get("msg", "invalid value"),
+                "type": error.get("type", "value_error"),
+            }
+        )
     return cleaned
 
 
@@ -47,15 +49,22 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 def _unavailable(request: Request, dependency: str, cause: Exception) -> JSONResponse:
-    logger.warning("%s unavailable (%s) while serving %s %s", dependency, type(cause).__name__,
-                   request.method, request.url.path)
-    return JSONResponse({"detail": "Service temporarily unavailable"}, status_code=503,
-                        headers={"Retry-After": "1"})
+    logger.warning(
+        "%s unavailable (%s) while serving %s %s",
+        dependency,
+        type(cause).__name__,
+        request.method,
+        request.url.path,
+    )
+    return JSONResponse(
+        {"detail": "Service temporarily unavailable"}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 async def _service_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -85,8 +94,13 @@ async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled %s while serving %s %s", type(exc).__name__, request.method,
-                 request.url.path, exc_info=exc)
+    logger.error(
+        "unhandled %s while serving %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+    )
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
 
@@ -99,4 +113,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OSError, _unreachable)
     app.add_exception_handler(RedisError, _redis_error)
     app.add_exception_handler(Exception, _unhandled)
-

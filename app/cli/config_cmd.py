@@ -54,13 +54,15 @@ def _plain_rows(settings: Settings) -> list[Row]:
             continue
         name = field.upper()
         value = getattr(settings, field)
-        shown, had_password = mask_url_password(value) if isinstance(value, str) else (
-            repr(value), False)
+        shown, had_password = (
+            mask_url_password(value) if isinstance(value, str) else (repr(value), False)
+        )
         status = "warning" if had_password else "ok"
         detail = repr(shown) if isinstance(value, str) else shown
         if had_password:
-            detail += "  (password in the URL is discouraged: use " \
-                      f"{name.removesuffix('_URL')}_PASSWORD)"
+            detail += (
+                f"  (password in the URL is discouraged: use {name.removesuffix('_URL')}_PASSWORD)"
+            )
         source = setting_origin(name) if field in settings.model_fields_set else "default"
         rows.append((name, source, status, detail))
     return rows

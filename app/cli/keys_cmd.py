@@ -37,16 +37,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     generate.add_argument("--alg", choices=algs, default=DEFAULT_ALG)
     generate.set_defaults(handler=generate_command)
 
-    rotate = actions.add_parser("rotate", help="add a new key to a key-ring file (atomic) "
-                                "or to a ring in a cloud secret manager (--ref)")
+    rotate = actions.add_parser(
+        "rotate",
+        help="add a new key to a key-ring file (atomic) "
+        "or to a ring in a cloud secret manager (--ref)",
+    )
     target = rotate.add_mutually_exclusive_group(required=True)
     target.add_argument("--file", type=Path)
-    target.add_argument("--ref", metavar="REFERENCE",
-                        help="aws-sm://, gcp-sm://, azure-kv:// or vault:// reference: writes a "
-                             "new version (see docs/secrets-providers.md)")
+    target.add_argument(
+        "--ref",
+        metavar="REFERENCE",
+        help="aws-sm://, gcp-sm://, azure-kv:// or vault:// reference: writes a "
+        "new version (see docs/secrets-providers.md)",
+    )
     rotate.add_argument("--alg", choices=algs, default=DEFAULT_ALG)
-    rotate.add_argument("--activate-in", type=float, default=0.0, metavar="SECONDS",
-                        help="the new key verifies at once and signs from now + SECONDS")
+    rotate.add_argument(
+        "--activate-in",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the new key verifies at once and signs from now + SECONDS",
+    )
     rotate.set_defaults(handler=rotate_command)
 
     retire = actions.add_parser("retire", help="drop keys that stopped signing > N s ago")
@@ -78,15 +89,24 @@ def new_jwk(alg: str, now: float | None = None, activate_in: float = 0.0) -> dic
     else:
         raise KeyRingError(f"unsupported alg {alg}")
     created = int(time.time() if now is None else now)
-    document.update({"kid": jwk_thumbprint(document), "alg": alg, "use": "sig", "iat": created,
-                     "nbf": created + max(round(activate_in), 0)})
+    document.update(
+        {
+            "kid": jwk_thumbprint(document),
+            "alg": alg,
+            "use": "sig",
+            "iat": created,
+            "nbf": created + max(round(activate_in), 0),
+        }
+    )
     return document
 
 
 def added_message(new: dict[str, Any], count: int, where: object) -> str:
     """What `keys rotate` prints (kid, alg and start, never key material)."""
-    return (f"added key {new['kid']} ({new['alg']}), signing from nbf={new['nbf']}; "
-            f"{count} key(s) in {where}")
+    return (
+        f"added key {new['kid']} ({new['alg']}), signing from nbf={new['nbf']}; "
+        f"{count} key(s) in {where}"
+    )
 
 
 def generate_command(args: argparse.Namespace) -> int:
@@ -163,11 +183,15 @@ def stopped_signing(ring: KeyRing) -> dict[str, float | None]:
     or the moment is unknown. Only known start times count: retiring late is always safe."""
     now = time.time()
     result: dict[str, float | None] = {}
-    ordered = sorted(ring.keys, key=lambda k: (k.starts if k.starts is not None
-                                                else float("-inf"), -k.position), reverse=True)
+    ordered = sorted(
+        ring.keys,
+        key=lambda k: (k.starts if k.starts is not None else float("-inf"), -k.position),
+        reverse=True,
+    )
     for index, key in enumerate(ordered):
-        starts = [newer.starts for newer in ordered[:index]
-                  if newer.can_sign and newer.starts is not None]
+        starts = [
+            newer.starts for newer in ordered[:index] if newer.can_sign and newer.starts is not None
+        ]
         earliest = min(starts) if starts else None
         result[key.kid] = earliest if earliest is not None and earliest <= now else None
     return result
@@ -182,14 +206,17 @@ def retire_command(args: argparse.Namespace) -> int:
     signing = ring.signing_key()
     cutoff = time.time() - args.keep_seconds
     stops = stopped_signing(ring)
-    retired = [kid for kid, stopped in stops.items()
-               if stopped is not None and stopped <= cutoff
-               and (signing is None or kid != signing.kid)]
+    retired = [
+        kid
+        for kid, stopped in stops.items()
+        if stopped is not None and stopped <= cutoff and (signing is None or kid != signing.kid)
+    ]
     if not retired:
         print(f"nothing to retire in {args.file}")
         return 0
-    kept = [document for document, key in zip(keys, ring.keys, strict=True)
-            if key.kid not in retired]
+    kept = [
+        document for document, key in zip(keys, ring.keys, strict=True) if key.kid not in retired
+    ]
     try:
         write_ring_atomically(args.file, kept)
     except (KeyRingError, OSError) as exc:

@@ -49,6 +49,8 @@ def rotate_ref_command(args: argparse.Namespace) -> int:
         prefix = f"{kind}: " if kind != "error" else ""
         print(f"keys: {args.ref}: {prefix}{exc}", file=sys.stderr)
         return 1
-    print(f"{added_message(ring[0], len(ring), written.reference)} "
-          f"(version {written.previous_version or '-'} -> {written.version or '-'})")
+    print(
+        f"{added_message(ring[0], len(ring), written.reference)} "
+        f"(version {written.previous_version or '-'} -> {written.version or '-'})"
+    )
     return 0

@@ -21,8 +21,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="create missing dev secret files (jwt_keys, database_password, redis_password) "
         "with strong random values; never overwrites",
     )
-    init.add_argument("--dir", default=DEFAULT_DIR, type=Path,
-                      help=f"directory to fill (default: ./{DEFAULT_DIR})")
+    init.add_argument(
+        "--dir",
+        default=DEFAULT_DIR,
+        type=Path,
+        help=f"directory to fill (default: ./{DEFAULT_DIR})",
+    )
     init.set_defaults(handler=init_command)
 
 

@@ -65,8 +65,9 @@ def serve_command(args: argparse.Namespace) -> int:
             asyncio.run(_check_secrets(settings))
         except ConfigError as exc:
             return report(exc)
-        uvicorn.run("app.cli.server_cmd:worker_app", factory=True, workers=settings.workers,
-                    **common)
+        uvicorn.run(
+            "app.cli.server_cmd:worker_app", factory=True, workers=settings.workers, **common
+        )
         return 0
 
     async def run() -> None:

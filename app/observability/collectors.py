@@ -45,7 +45,8 @@ class SecretAgeCollector(Collector):
             "secret_age_seconds",
             "Seconds since the current value of the secret was created (file mtime), or loaded "
             "by this process when its source reports no creation time.",
-            labels=["setting", "source"])
+            labels=["setting", "source"],
+        )
         store = self._store()
         if store is not None:
             now = time.time()
@@ -70,8 +71,9 @@ def summarize_ring(ring: KeyRing, entry: SecretEntry, now: float) -> RingSummary
         created = signing.iat if signing.iat is not None else signing.nbf
         if created is None:
             created = value_created_at(entry)
-    return RingSummary(tuple(key.kid for key in ring.keys),
-                       signing.kid if signing is not None else None, created)
+    return RingSummary(
+        tuple(key.kid for key in ring.keys), signing.kid if signing is not None else None, created
+    )
 
 
 class KeyRingCollector(Collector):
@@ -85,7 +87,9 @@ class KeyRingCollector(Collector):
         age = GaugeMetricFamily(
             "jwt_signing_key_age_seconds",
             "Age of the key that signs new tokens now (from its iat, else nbf, else the ring's "
-            "creation time).", labels=["kid"])
+            "creation time).",
+            labels=["kid"],
+        )
         rings = self._rings()
         found = rings.snapshot() if rings is not None else None
         if found is not None:
@@ -94,8 +98,7 @@ class KeyRingCollector(Collector):
             summary = summarize_ring(ring, entry, now)
             count.add_metric([], float(len(summary.kids)))
             if summary.signing_kid is not None and summary.signing_created_at is not None:
-                age.add_metric([summary.signing_kid],
-                               max(0.0, now - summary.signing_created_at))
+                age.add_metric([summary.signing_kid], max(0.0, now - summary.signing_created_at))
         yield count
         yield age
 
@@ -115,8 +118,9 @@ class PoolCollector(Collector):
         size = GaugeMetricFamily("db_pool_size", "Configured persistent connections of the pool.")
         checked_out = GaugeMetricFamily("db_pool_checked_out", "Connections in use.")
         checked_in = GaugeMetricFamily("db_pool_checked_in", "Idle connections in the pool.")
-        overflow = GaugeMetricFamily("db_pool_overflow",
-                                     "Connections open beyond the pool size (max_overflow).")
+        overflow = GaugeMetricFamily(
+            "db_pool_overflow", "Connections open beyond the pool size (max_overflow)."
+        )
         engine = self._engine()
         pool = getattr(engine, "pool", None)
         if pool is not None and hasattr(pool, "checkedout"):
@@ -128,10 +132,12 @@ class PoolCollector(Collector):
         yield from (size, checked_out, checked_in, overflow)
 
     def _redis_pool(self) -> Iterator[GaugeMetricFamily]:
-        connections = GaugeMetricFamily("redis_pool_connections",
-                                        "Open Redis connections by state.", labels=["state"])
-        maximum = GaugeMetricFamily("redis_pool_max_connections",
-                                    "Most connections the Redis pool may open.")
+        connections = GaugeMetricFamily(
+            "redis_pool_connections", "Open Redis connections by state.", labels=["state"]
+        )
+        maximum = GaugeMetricFamily(
+            "redis_pool_max_connections", "Most connections the Redis pool may open."
+        )
         redis = self._redis()
         pool = getattr(redis, "connection_pool", None)
         if pool is not None:

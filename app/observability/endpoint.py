@@ -32,9 +32,13 @@ def parse_networks(text: str) -> list[Network]:
         try:
             networks.append(ipaddress.ip_network(part, strict=False))
         except ValueError:
-            raise ConfigError([ConfigProblem(
-                "METRICS_ALLOWED_NETWORKS", "env", f"{part!r} is not an IP network (CIDR)")
-            ]) from None
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "METRICS_ALLOWED_NETWORKS", "env", f"{part!r} is not an IP network (CIDR)"
+                    )
+                ]
+            ) from None
     return networks
 
 
@@ -66,12 +70,17 @@ def metrics_router(metrics: Metrics, allowed_networks: Sequence[Network]) -> API
             if presented is None or not hmac.compare_digest(
                 presented.encode(), expected.get_secret_value().encode()
             ):
-                return JSONResponse({"detail": "Not authenticated"}, status_code=401,
-                                    headers={"WWW-Authenticate": "Bearer"})
-        elif not client_allowed(request.client.host if request.client else None,
-                                allowed_networks):
+                return JSONResponse(
+                    {"detail": "Not authenticated"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        elif not client_allowed(request.client.host if request.client else None, allowed_networks):
             return JSONResponse({"detail": "Forbidden"}, status_code=403)
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST,
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            metrics.exposition(),
+            media_type=CONTENT_TYPE_LATEST,
+            headers={"Cache-Control": "no-store"},
+        )
 
     return router

@@ -34,32 +34,54 @@ class Metrics:
         self.scrape_time_collectors: list[Collector] = []
         r = self.registry
         self.http_requests = Counter(
-            "http_requests", "HTTP requests answered, by route template and status.",
-            ["method", "route", "status"], registry=r)
+            "http_requests",
+            "HTTP requests answered, by route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
         self.http_request_duration = Histogram(
-            "http_request_duration_seconds", "Time to answer an HTTP request, by route template.",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=r)
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.secret_last_refresh_success = Gauge(
             "secret_last_refresh_success_timestamp",
             "Unix time of the last successful read of the secret from its source.",
-            ["setting", "source"], registry=r, multiprocess_mode="max")
+            ["setting", "source"],
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.secret_refresh_failures = Counter(
-            "secret_refresh_failures", "Failed re-reads of a secret (the last good value is kept).",
-            ["setting", "source"], registry=r)
+            "secret_refresh_failures",
+            "Failed re-reads of a secret (the last good value is kept).",
+            ["setting", "source"],
+            registry=r,
+        )
         self.secret_rotations = Counter(
-            "secret_rotations", "Times a new value of the secret was picked up without a restart.",
-            ["setting", "source"], registry=r)
-        self.auth_logins = Counter(
-            "auth_logins", "Successful logins.", registry=r)
+            "secret_rotations",
+            "Times a new value of the secret was picked up without a restart.",
+            ["setting", "source"],
+            registry=r,
+        )
+        self.auth_logins = Counter("auth_logins", "Successful logins.", registry=r)
         self.auth_login_failures = Counter(
-            "auth_login_failures", "Failed logins (unknown account or wrong password).",
-            ["reason"], registry=r)
+            "auth_login_failures",
+            "Failed logins (unknown account or wrong password).",
+            ["reason"],
+            registry=r,
+        )
         self.auth_lockouts = Counter(
-            "auth_lockouts", "Logins refused because the account is past its failure limit.",
-            registry=r)
+            "auth_lockouts",
+            "Logins refused because the account is past its failure limit.",
+            registry=r,
+        )
         self.auth_refresh_reuse_detected = Counter(
             "auth_refresh_reuse_detected",
-            "Rotated refresh tokens presented again (the token family was revoked).", registry=r)
+            "Rotated refresh tokens presented again (the token family was revoked).",
+            registry=r,
+        )
         self.auth_logouts = Counter("auth_logouts", "Logouts.", registry=r)
         for reason in ("unknown_account", "wrong_password", "inactive"):
             self.auth_login_failures.labels(reason=reason)  # present from 0, for increase()
@@ -126,9 +148,13 @@ class Metrics:
 
     def metric_names(self) -> set[str]:
         """Every sample name this registry can expose (for checking alert rules)."""
-        suffixes = {"counter": ("_total", "_created"), "gauge": ("",),
-                    "histogram": ("_bucket", "_count", "_sum", "_created"),
-                    "summary": ("", "_count", "_sum", "_created"), "info": ("_info",)}
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "gauge": ("",),
+            "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "summary": ("", "_count", "_sum", "_created"),
+            "info": ("_info",),
+        }
         names: set[str] = set()
         for family in self.registry.collect():
             names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))

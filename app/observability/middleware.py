@@ -59,8 +59,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class RequestObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, *, observe: RequestObserver | None = None,
-                 audit_listener: AuditListener | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        observe: RequestObserver | None = None,
+        audit_listener: AuditListener | None = None,
+    ) -> None:
         self.app = app
         self.observe = observe
         self.audit_listener = audit_listener
@@ -105,9 +110,19 @@ class RequestObservabilityMiddleware:
         duration_ms = round(elapsed * 1000, 2)
         access_logger.log(
             logging.DEBUG if quiet else logging.INFO,
-            "%s %s %s %.2fms", method, path, status, duration_ms,
-            extra={"method": method, "path": path, "route": route, "status": status,
-                   "duration_ms": duration_ms, "client": client},
+            "%s %s %s %.2fms",
+            method,
+            path,
+            status,
+            duration_ms,
+            extra={
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status,
+                "duration_ms": duration_ms,
+                "client": client,
+            },
         )
 
 

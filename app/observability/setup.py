@@ -1,8 +1,8 @@
 """Wiring: what `create_app` and its lifespan call to get logs, metrics, audit and tracing.
 
-    observability = install_observability(app, settings)   # when the app is built
-    observability.start(app)                               # in the lifespan, resources ready
-    observability.stop()                                   # in the lifespan's teardown
+observability = install_observability(app, settings)   # when the app is built
+observability.start(app)                               # in the lifespan, resources ready
+observability.stop()                                   # in the lifespan's teardown
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ class Observability:
         state = app.state
         self.metrics.add_scrape_collector(SecretAgeCollector(lambda: _state(state, "secrets")))
         self.metrics.add_scrape_collector(KeyRingCollector(lambda: _rings(state)))
-        self.metrics.add_scrape_collector(PoolCollector(lambda: _state(state, "engine"),
-                                                        lambda: _state(state, "redis")))
+        self.metrics.add_scrape_collector(
+            PoolCollector(lambda: _state(state, "engine"), lambda: _state(state, "redis"))
+        )
         self._tracer_provider = instrument_app(app, settings)
         self._tracing: Tracing | None = None
 
@@ -48,8 +49,9 @@ class Observability:
         self.metrics.track_store(store)
         watch_key_ring(store, app.state.security.tokens.rings)
         if self._tracer_provider is not None:
-            self._tracing = instrument_resources(self._tracer_provider, app.state.engine,
-                                                 app.state.redis)
+            self._tracing = instrument_resources(
+                self._tracer_provider, app.state.engine, app.state.redis
+            )
 
     def stop(self) -> None:
         if self._tracing is not None:
@@ -70,11 +72,16 @@ def install_observability(app: FastAPI, settings: Settings) -> Observability:
     """Request ids, access logs and HTTP metrics around everything; `/metrics` if enabled."""
     observability = Observability(app, settings)
     metrics = observability.metrics
-    install_outermost(app, lambda inner: RequestObservabilityMiddleware(
-        inner, observe=metrics.observe_request, audit_listener=metrics.on_audit_event))
+    install_outermost(
+        app,
+        lambda inner: RequestObservabilityMiddleware(
+            inner, observe=metrics.observe_request, audit_listener=metrics.on_audit_event
+        ),
+    )
     if settings.metrics_enabled:
-        app.include_router(metrics_router(metrics,
-                                          parse_networks(settings.metrics_allowed_networks)))
+        app.include_router(
+            metrics_router(metrics, parse_networks(settings.metrics_allowed_networks))
+        )
     app.state.metrics = metrics
     return observability
 

@@ -57,8 +57,9 @@ def check_tracing_available(settings: Settings) -> None:
         import opentelemetry.instrumentation.fastapi
         import opentelemetry.sdk.trace  # noqa: F401
     except ImportError:
-        raise ConfigError([ConfigProblem("OTEL_EXPORTER_OTLP_ENDPOINT", "env",
-                                         OTEL_EXTRA_MISSING)]) from None
+        raise ConfigError(
+            [ConfigProblem("OTEL_EXPORTER_OTLP_ENDPOINT", "env", OTEL_EXTRA_MISSING)]
+        ) from None
 
 
 def instrument_app(app: FastAPI, settings: Settings) -> Any | None:
@@ -76,13 +77,18 @@ def instrument_app(app: FastAPI, settings: Settings) -> Any | None:
     endpoint = str(settings.otel_exporter_otlp_endpoint).rstrip("/")
     if not endpoint.endswith("/v1/traces"):
         endpoint += "/v1/traces"
-    provider = TracerProvider(resource=Resource.create({
-        "service.name": settings.otel_service_name,
-        "deployment.environment": settings.app_env,
-    }))
+    provider = TracerProvider(
+        resource=Resource.create(
+            {
+                "service.name": settings.otel_service_name,
+                "deployment.environment": settings.app_env,
+            }
+        )
+    )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls=",".join(sorted(QUIET_PATHS)))
+        app, tracer_provider=provider, excluded_urls=",".join(sorted(QUIET_PATHS))
+    )
     return provider
 
 
@@ -95,8 +101,7 @@ def instrument_resources(provider: Any, engine: Any, redis: Any) -> Tracing:
     sqlalchemy = SQLAlchemyInstrumentor()
     # The instrumentation declares `sqlalchemy < 2.1` but only uses the engine event API, which
     # 2.1 keeps; tests/observability/test_tracing.py checks the statement spans arrive.
-    sqlalchemy.instrument(engine=engine.sync_engine, tracer_provider=provider,
-                          skip_dep_check=True)
+    sqlalchemy.instrument(engine=engine.sync_engine, tracer_provider=provider, skip_dep_check=True)
     instrumentors.append(sqlalchemy)
     redis_instrumentor = RedisInstrumentor()
     if not redis_instrumentor.is_instrumented_by_opentelemetry:

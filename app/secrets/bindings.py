@@ -69,9 +69,11 @@ def _file(path: Path, within: Path | None = None) -> Callable[[], Awaitable[Fetc
     return fetch
 
 
-def _selecting(read: Callable[[], Awaitable[Fetched]],
-               ref: Reference) -> Callable[[], Awaitable[Fetched]]:
+def _selecting(
+    read: Callable[[], Awaitable[Fetched]], ref: Reference
+) -> Callable[[], Awaitable[Fetched]]:
     """`read`, then the reference's `#json-key` applied to what it returned."""
+
     async def fetch() -> Fetched:
         fetched = await read()
         return Fetched(select_json_key(fetched.value, ref), fetched.version, fetched.ttl)
@@ -84,8 +86,12 @@ def _probe(path: Path) -> Callable[[], Signature]:
 
 
 def generated_binding(setting: str, value: str) -> Binding:
-    return Binding(setting, "generated", "generated at startup (development only)",
-                   _constant(value, "generated"))
+    return Binding(
+        setting,
+        "generated",
+        "generated at startup (development only)",
+        _constant(value, "generated"),
+    )
 
 
 def bind_secrets(
@@ -100,8 +106,11 @@ def bind_secrets(
         literal = getattr(settings, attr, None)
         path: Path | None = getattr(settings, f"{attr}_file", None)
         if literal is not None and path is not None:
-            problems.append(ConfigProblem(name, f"{name} and {name}_FILE",
-                                          "both are set; set exactly one of them"))
+            problems.append(
+                ConfigProblem(
+                    name, f"{name} and {name}_FILE", "both are set; set exactly one of them"
+                )
+            )
             continue
         if literal is not None:
             raw = literal.get_secret_value()
@@ -112,8 +121,9 @@ def bind_secrets(
             origin = f"{name}={ref}"
             if ref.scheme == "file":
                 target = Path("/" + ref.path.lstrip("/"))
-                bindings[name] = Binding(name, "file", origin, _selecting(_file(target), ref),
-                                         _probe(target), ref)
+                bindings[name] = Binding(
+                    name, "file", origin, _selecting(_file(target), ref), _probe(target), ref
+                )
                 continue
             try:
                 provider = provider_for(ref.scheme)
@@ -121,25 +131,34 @@ def bind_secrets(
                 problems.append(ConfigProblem(name, origin, str(exc)))
                 continue
             except Exception as exc:  # a provider that cannot even be built (bad region, ...)
-                problems.append(ConfigProblem(name, origin,
-                                              f"provider cannot start ({type(exc).__name__})"))
+                problems.append(
+                    ConfigProblem(name, origin, f"provider cannot start ({type(exc).__name__})")
+                )
                 continue
-            bindings[name] = Binding(name, ref.scheme, origin,
-                                     _selecting(functools.partial(provider.fetch, ref), ref),
-                                     reference=ref)
+            bindings[name] = Binding(
+                name,
+                ref.scheme,
+                origin,
+                _selecting(functools.partial(provider.fetch, ref), ref),
+                reference=ref,
+            )
         elif path is not None:
             if path == Path():  # `X_FILE=` (empty) parses as "."
                 problems.append(ConfigProblem(name, f"{name}_FILE", "is empty; set a file path"))
                 continue
-            bindings[name] = Binding(name, "file", f"{name}_FILE={path}", _file(path),
-                                     _probe(path))
+            bindings[name] = Binding(name, "file", f"{name}_FILE={path}", _file(path), _probe(path))
         else:
             scan = scan_secret_dirs(attr, settings.secrets_dirs)
             if scan.found is not None:
-                bindings[name] = Binding(name, "dir", f"SECRETS_DIR {scan.found}",
-                                         _file(scan.found, scan.found.parent),
-                                         _probe(scan.found))
+                bindings[name] = Binding(
+                    name,
+                    "dir",
+                    f"SECRETS_DIR {scan.found}",
+                    _file(scan.found, scan.found.parent),
+                    _probe(scan.found),
+                )
             elif scan.refused is not None:
-                problems.append(ConfigProblem(name, f"SECRETS_DIR file {scan.refused}",
-                                              scan.reason))
+                problems.append(
+                    ConfigProblem(name, f"SECRETS_DIR file {scan.refused}", scan.reason)
+                )
     return bindings, problems

@@ -44,9 +44,7 @@ _HEADER = re.compile(
     (?=["'\r\n]|$)
     """
 )
-_BEARER = re.compile(
-    r"\b(Bearer|bearer|BEARER|Basic|BASIC)(\s+)[A-Za-z0-9\-._~+/]{8,}=*"
-)
+_BEARER = re.compile(r"\b(Bearer|bearer|BEARER|Basic|BASIC)(\s+)[A-Za-z0-9\-._~+/]{8,}=*")
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)([^@/?#\s]+)(@)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
@@ -210,7 +208,8 @@ class SecretRedactionFilter(logging.Filter):
 
 #: Attributes every LogRecord has; anything else came from `extra=` and is written by formatters.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime",
+    "message",
+    "asctime",
 }
 
 

@@ -49,8 +49,10 @@ class SecretEntry:
     ttl: float | None = None  # leased values: seconds of validity from `loaded_at`
 
     def __repr__(self) -> str:
-        return (f"SecretEntry(setting={self.setting!r}, source={self.source!r}, "
-                f"origin={self.origin!r}, version={self.version!r})")
+        return (
+            f"SecretEntry(setting={self.setting!r}, source={self.source!r}, "
+            f"origin={self.origin!r}, version={self.version!r})"
+        )
 
 
 @dataclass
@@ -88,8 +90,7 @@ class SecretStore:
     # ---- construction -------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, settings: Settings,
-                   only: Collection[str] | None = None) -> SecretStore:
+    async def open(cls, settings: Settings, only: Collection[str] | None = None) -> SecretStore:
         """Bind, fetch every secret concurrently, validate; raise ConfigError on any problem.
 
         `only` limits the store to some settings, for tools that need no more (migrations read
@@ -102,8 +103,9 @@ class SecretStore:
         return store
 
     @classmethod
-    async def resolve(cls, settings: Settings, only: Collection[str] | None = None
-                      ) -> tuple[SecretStore, list[ConfigProblem]]:
+    async def resolve(
+        cls, settings: Settings, only: Collection[str] | None = None
+    ) -> tuple[SecretStore, list[ConfigProblem]]:
         """Bind and load everything that can be, and return the problems next to it.
 
         The store holds the secrets that resolved cleanly; with problems it must not serve
@@ -149,17 +151,22 @@ class SecretStore:
             if self.settings.app_env == "development":
                 entries[name] = self._generate(name)
             else:
-                searched = (f"searched env {name}, {name}_FILE and "
-                            f"SECRETS_DIR={self.settings.secrets_dir}")
+                searched = (
+                    f"searched env {name}, {name}_FILE and SECRETS_DIR={self.settings.secrets_dir}"
+                )
                 problems.append(ConfigProblem(name, searched, missing_message(name)))
         if problems:
             return problems
         self._snapshot = MappingProxyType(entries)
         for name, entry in entries.items():
-            self._schedule[name] = _Schedule(self._next_due(now, entry.ttl),
-                                             self._signature(name))
-            audit(SECRET_LOADED, setting=name, source=entry.source, origin=entry.origin,
-                  version=entry.version)
+            self._schedule[name] = _Schedule(self._next_due(now, entry.ttl), self._signature(name))
+            audit(
+                SECRET_LOADED,
+                setting=name,
+                source=entry.source,
+                origin=entry.origin,
+                version=entry.version,
+            )
         return problems
 
     async def _fetch_consistent(self, names: list[str]) -> list[SecretEntry | str]:
@@ -172,15 +179,25 @@ class SecretStore:
         """
         files = [n for n in names if self.bindings[n].signature is not None]
         before = [self._signature(n) for n in files]
-        results = dict(zip(names, await asyncio.gather(
-            *(self._fetch(self.bindings[n]) for n in names)), strict=True))
+        results = dict(
+            zip(
+                names,
+                await asyncio.gather(*(self._fetch(self.bindings[n]) for n in names)),
+                strict=True,
+            )
+        )
         for _attempt in range(CONSISTENT_READ_ATTEMPTS - 1):
             after = [self._signature(n) for n in files]
             if after == before:
                 break
             before = after  # only the files are read again; remote backends are not re-asked
-            results.update(zip(files, await asyncio.gather(
-                *(self._fetch(self.bindings[n]) for n in files)), strict=True))
+            results.update(
+                zip(
+                    files,
+                    await asyncio.gather(*(self._fetch(self.bindings[n]) for n in files)),
+                    strict=True,
+                )
+            )
         return [results[n] for n in names]
 
     def _generate(self, name: str) -> SecretEntry:
@@ -188,10 +205,17 @@ class SecretStore:
         self.bindings = {**self.bindings, name: generated_binding(name, value)}
         logger.warning(
             "%s is not set: generated a random development value. Tokens will not survive a "
-            "restart or be shared between workers; run `python -m app secrets init`.", name
+            "restart or be shared between workers; run `python -m app secrets init`.",
+            name,
         )
-        return SecretEntry(name, SecretStr(value), "generated", self.bindings[name].origin,
-                           "generated", time.time())
+        return SecretEntry(
+            name,
+            SecretStr(value),
+            "generated",
+            self.bindings[name].origin,
+            "generated",
+            time.time(),
+        )
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -243,8 +267,11 @@ class SecretStore:
 
     async def refresh(self, names: Iterable[str] | None = None) -> frozenset[str]:
         """Re-fetch `names` (default: every non-static secret) now; return what changed."""
-        targets = [n for n in (names if names is not None else self.bindings)
-                   if n in self.bindings and not self.bindings[n].is_static]
+        targets = [
+            n
+            for n in (names if names is not None else self.bindings)
+            if n in self.bindings and not self.bindings[n].is_static
+        ]
         if not targets:
             return frozenset()
         results = await self._fetch_consistent(targets)
@@ -273,9 +300,14 @@ class SecretStore:
             self._refresh_ok(binding, schedule)
             self._notify("secret_rotated", binding)
             updated[name] = result
-            audit(SECRET_ROTATED, setting=name, source=binding.source, origin=binding.origin,
-                  version=result.version,
-                  previous_version=current.version if current is not None else None)
+            audit(
+                SECRET_ROTATED,
+                setting=name,
+                source=binding.source,
+                origin=binding.origin,
+                version=result.version,
+                previous_version=current.version if current is not None else None,
+            )
         if renewed:
             self._snapshot = MappingProxyType({**self._snapshot, **renewed})
         if not updated:
@@ -314,8 +346,11 @@ class SecretStore:
             elif now >= schedule.next_due:
                 due.append(name)
         if file_changed:
-            due += [name for name, binding in self.bindings.items()
-                    if binding.signature is not None and name not in due]
+            due += [
+                name
+                for name, binding in self.bindings.items()
+                if binding.signature is not None and name not in due
+            ]
         return due
 
     # ---- helpers ------------------------------------------------------------------------
@@ -331,8 +366,15 @@ class SecretStore:
             return f"{exc.kind}: {exc}" if exc.kind != "error" else str(exc)
         except Exception as exc:  # an SDK error: its type, not its text, which may echo data
             return f"cannot be read ({type(exc).__name__})"
-        return SecretEntry(binding.setting, SecretStr(fetched.value), binding.source,
-                           binding.origin, fetched.version, time.time(), fetched.ttl)
+        return SecretEntry(
+            binding.setting,
+            SecretStr(fetched.value),
+            binding.source,
+            binding.origin,
+            fetched.version,
+            time.time(),
+            fetched.ttl,
+        )
 
     def _signature(self, name: str) -> Signature:
         binding = self.bindings.get(name)
@@ -347,8 +389,9 @@ class SecretStore:
         return now + interval
 
     @staticmethod
-    def _remaining(result: SecretEntry | str, current: SecretEntry | None,
-                   now: float) -> float | None:
+    def _remaining(
+        result: SecretEntry | str, current: SecretEntry | None, now: float
+    ) -> float | None:
         """Seconds of validity left: of the new value, or of the last good one on failure."""
         if isinstance(result, SecretEntry):
             return result.ttl
@@ -359,10 +402,19 @@ class SecretStore:
     def _refresh_failed(self, binding: Binding, reason: str, schedule: _Schedule) -> None:
         schedule.failing = True
         self._notify("secret_refresh_failed", binding)
-        logger.warning("secret refresh failed for %s (%s): %s; keeping the last good value",
-                       binding.setting, binding.source, reason)
-        audit(SECRET_REFRESH_FAILED, setting=binding.setting, source=binding.source,
-              origin=binding.origin, reason=reason)
+        logger.warning(
+            "secret refresh failed for %s (%s): %s; keeping the last good value",
+            binding.setting,
+            binding.source,
+            reason,
+        )
+        audit(
+            SECRET_REFRESH_FAILED,
+            setting=binding.setting,
+            source=binding.source,
+            origin=binding.origin,
+            reason=reason,
+        )
 
     def _refresh_ok(self, binding: Binding, schedule: _Schedule) -> None:
         self._notify("secret_refresh_succeeded", binding)
@@ -378,26 +430,56 @@ class SecretStore:
             problem = self._problems.get(name)
             binding = self.bindings.get(name)
             if problem is not None:
-                rows.append({"setting": name, "source": binding.source if binding else "-",
-                             "origin": problem.origin, "version": None, "status": "error",
-                             "problem": problem.message})
+                rows.append(
+                    {
+                        "setting": name,
+                        "source": binding.source if binding else "-",
+                        "origin": problem.origin,
+                        "version": None,
+                        "status": "error",
+                        "problem": problem.message,
+                    }
+                )
             elif entry is not None:
                 status = "generated" if entry.source == "generated" else "ok"
-                rows.append({"setting": name, "source": entry.source, "origin": entry.origin,
-                             "version": entry.version, "status": status})
+                rows.append(
+                    {
+                        "setting": name,
+                        "source": entry.source,
+                        "origin": entry.origin,
+                        "version": entry.version,
+                        "status": status,
+                    }
+                )
             elif binding is not None:  # resolved fine, but the set as a whole was refused
-                rows.append({"setting": name, "source": binding.source,
-                             "origin": binding.origin, "version": None, "status": "ok"})
+                rows.append(
+                    {
+                        "setting": name,
+                        "source": binding.source,
+                        "origin": binding.origin,
+                        "version": None,
+                        "status": "ok",
+                    }
+                )
             else:
                 status = "missing" if name in REQUIRED else "not set"
-                rows.append({"setting": name, "source": "-", "origin": "", "version": None,
-                             "status": status})
+                rows.append(
+                    {
+                        "setting": name,
+                        "source": "-",
+                        "origin": "",
+                        "version": None,
+                        "status": status,
+                    }
+                )
         return rows
 
 
 def missing_message(name: str) -> str:
-    return (f"is required but not set; set {name}, {name}_FILE, or put a file named "
-            f"{name.lower()} in SECRETS_DIR (`python -m app secrets init` makes dev files)")
+    return (
+        f"is required but not set; set {name}, {name}_FILE, or put a file named "
+        f"{name.lower()} in SECRETS_DIR (`python -m app secrets init` makes dev files)"
+    )
 
 
 __all__ = ["RefreshObserver", "SecretEntry", "SecretStore", "missing_message"]

@@ -25,8 +25,9 @@ WRITABLE_SCHEMES = ("aws-sm", "gcp-sm", "azure-kv", "vault")
 
 
 class SecretWriter(SecretProvider, Protocol):
-    async def write(self, reference: Reference, value: str,
-                    expected_version: str | None = None) -> str | None: ...
+    async def write(
+        self, reference: Reference, value: str, expected_version: str | None = None
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,11 @@ def _replace_part(raw: str | None, key: str | None, update: Callable[[str | None
     """`update` the selected part of the secret, keeping every other field as it was."""
     if key is None:
         return update(raw)
-    document: Any = {} if raw is None else json_object(
-        raw, "the secret is not a JSON object, so #key cannot be updated")
+    document: Any = (
+        {}
+        if raw is None
+        else json_object(raw, "the secret is not a JSON object, so #key cannot be updated")
+    )
     current = document.get(key)
     was_text = current is None or isinstance(current, str)
     new_part = update(current if was_text or current is None else json.dumps(current))
@@ -61,8 +65,9 @@ def _replace_part(raw: str | None, key: str | None, update: Callable[[str | None
     return json.dumps(document)
 
 
-async def update_secret(settings: Settings, reference_text: str,
-                        update: Callable[[str | None], str]) -> Written:
+async def update_secret(
+    settings: Settings, reference_text: str, update: Callable[[str | None], str]
+) -> Written:
     """Read the secret behind `reference_text`, apply `update` to its part, write a new version.
 
     `update` receives the current text of the part (None when absent) and returns the new text;

@@ -29,8 +29,9 @@ def checked_email(email: str) -> str:
     if not candidate or len(candidate) > MAX_EMAIL_LENGTH:
         raise ValueError("must be a valid email address")
     try:
-        validate_email(candidate, check_deliverability=False, globally_deliverable=False,
-                       test_environment=True)
+        validate_email(
+            candidate, check_deliverability=False, globally_deliverable=False, test_environment=True
+        )
     except EmailNotValidError:
         raise ValueError("must be a valid email address") from None
     return candidate
@@ -53,7 +54,7 @@ async def create(session: AsyncSession, email: str, password_hash: str) -> User:
 
 
 async def replace_hash(session: AsyncSession, user_id: uuid.UUID, password_hash: str) -> None:
-    await session.execute(update(User).where(User.id == user_id)
-                          .values(password_hash=password_hash))
+    await session.execute(
+        update(User).where(User.id == user_id).values(password_hash=password_hash)
+    )
     await session.commit()
-

@@ -23,8 +23,9 @@ NOT_AUTHENTICATED = "Not authenticated"
 
 
 def unauthorized(detail: str = NOT_AUTHENTICATED) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail,
-                         headers={"WWW-Authenticate": "Bearer"})
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 def get_security(request: Request) -> Security:

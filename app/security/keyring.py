@@ -88,8 +88,7 @@ def jwk_thumbprint(jwk_dict: Mapping[str, Any]) -> str:
     members = _THUMBPRINT_MEMBERS.get(str(jwk_dict.get("kty")))
     if members is None or any(not isinstance(jwk_dict.get(m), str) for m in members):
         raise KeyRingError("cannot compute a thumbprint: unsupported kty or missing members")
-    canonical = json.dumps({m: jwk_dict[m] for m in members}, separators=(",", ":"),
-                           sort_keys=True)
+    canonical = json.dumps({m: jwk_dict[m] for m in members}, separators=(",", ":"), sort_keys=True)
     return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
@@ -125,8 +124,7 @@ class RingKey:
         """HMAC keys and asymmetric PRIVATE keys sign; a public-only JWK only verifies."""
         if self.is_hmac:
             return True
-        return isinstance(self.jwk.key, RSAPrivateKey | EllipticCurvePrivateKey
-                          | Ed25519PrivateKey)
+        return isinstance(self.jwk.key, RSAPrivateKey | EllipticCurvePrivateKey | Ed25519PrivateKey)
 
     @property
     def starts(self) -> float | None:
@@ -190,8 +188,16 @@ class KeyRing:
             document = json.loads(stripped)
             keys: list[dict[str, Any]] = document.get("keys", [document])
             return keys
-        return [{"kty": "oct", "k": b64url(key.secret or b""), "kid": key.kid, "alg": key.alg,
-                 "use": "sig"} for key in ring.keys]
+        return [
+            {
+                "kty": "oct",
+                "k": b64url(key.secret or b""),
+                "kid": key.kid,
+                "alg": key.alg,
+                "use": "sig",
+            }
+            for key in ring.keys
+        ]
 
     @classmethod
     def parse(cls, text: str) -> KeyRing:
@@ -217,8 +223,18 @@ class KeyRing:
                 continue
             secret = line.encode("utf-8")
             document = {"kty": "oct", "k": b64url(secret)}
-            keys.append(_build_key(document, "HS256", jwk_thumbprint(document), None, None,
-                                   len(keys), f"secret {position + 1}", secret))
+            keys.append(
+                _build_key(
+                    document,
+                    "HS256",
+                    jwk_thumbprint(document),
+                    None,
+                    None,
+                    len(keys),
+                    f"secret {position + 1}",
+                    secret,
+                )
+            )
         return cls.from_keys(keys)
 
     @classmethod
@@ -242,7 +258,7 @@ class KeyRing:
             if item.get("kty") != ALGORITHMS[alg]:
                 raise KeyRingError(f"{where}: alg {alg} needs kty {ALGORITHMS[alg]}")
             if item.get("use") not in (None, "sig"):
-                raise KeyRingError(f"{where}: use must be \"sig\"")
+                raise KeyRingError(f'{where}: use must be "sig"')
             secret = None
             if alg in HMAC_ALGORITHMS:
                 k = item.get("k")
@@ -267,13 +283,17 @@ class KeyRing:
         for key in self.keys:
             if key.secret is not None:
                 if is_placeholder(key.secret.decode("utf-8", errors="replace")):
-                    problems.append(f"key {key.kid!r} is a known placeholder; "
-                                    "production refuses it")
+                    problems.append(
+                        f"key {key.kid!r} is a known placeholder; production refuses it"
+                    )
                 elif len(key.secret) < _MIN_HMAC_BYTES:
-                    problems.append(f"key {key.kid!r} is an HMAC key shorter than "
-                                    f"{_MIN_HMAC_BYTES} bytes")
-            elif (isinstance(key.jwk.key, RSAPrivateKey | RSAPublicKey)
-                  and key.jwk.key.key_size < _MIN_RSA_BITS):
+                    problems.append(
+                        f"key {key.kid!r} is an HMAC key shorter than {_MIN_HMAC_BYTES} bytes"
+                    )
+            elif (
+                isinstance(key.jwk.key, RSAPrivateKey | RSAPublicKey)
+                and key.jwk.key.key_size < _MIN_RSA_BITS
+            ):
                 problems.append(f"key {key.kid!r} is an RSA key under {_MIN_RSA_BITS} bits")
         return problems
 
@@ -301,11 +321,13 @@ class KeyRing:
         key = self.signing_key(now)
         if key is None:
             raise KeyRingError("holds no key that may sign now (every nbf is in the future)")
-        return jwt.encode(dict(claims), key.jwk.key, algorithm=key.alg,
-                          headers={"kid": key.kid, "typ": typ})
+        return jwt.encode(
+            dict(claims), key.jwk.key, algorithm=key.alg, headers={"kid": key.kid, "typ": typ}
+        )
 
-    def verify(self, token: str, *, typ: str, issuer: str, audience: str,
-               leeway: float = 0.0) -> dict[str, Any]:
+    def verify(
+        self, token: str, *, typ: str, issuer: str, audience: str, leeway: float = 0.0
+    ) -> dict[str, Any]:
         """Verify `token` and return its claims, or raise TokenRejected.
 
         Header checks come first (no key is touched for a token that names none or asks for
@@ -324,7 +346,8 @@ class KeyRing:
             raise TokenRejected("algorithm not allowed")
         header_typ = header.get("typ")
         if not isinstance(header_typ, str) or header_typ.lower() not in {
-            typ.lower(), f"application/{typ.lower()}"
+            typ.lower(),
+            f"application/{typ.lower()}",
         }:
             raise TokenRejected("wrong token type")
         kid = header.get("kid")
@@ -344,8 +367,11 @@ class KeyRing:
                 audience=audience,
                 issuer=issuer,
                 leeway=min(max(leeway, 0.0), MAX_LEEWAY_SECONDS),
-                options={"require": list(REQUIRED_CLAIMS), "verify_signature": True,
-                         "strict_aud": True},
+                options={
+                    "require": list(REQUIRED_CLAIMS),
+                    "verify_signature": True,
+                    "strict_aud": True,
+                },
             )
         except PyJWTError as exc:
             raise TokenRejected(type(exc).__name__) from None
@@ -354,8 +380,16 @@ class KeyRing:
         return claims
 
 
-def _build_key(document: Mapping[str, Any], alg: str, kid: str, iat: float | None,
-               nbf: float | None, position: int, where: str, secret: bytes | None) -> RingKey:
+def _build_key(
+    document: Mapping[str, Any],
+    alg: str,
+    kid: str,
+    iat: float | None,
+    nbf: float | None,
+    position: int,
+    where: str,
+    secret: bytes | None,
+) -> RingKey:
     try:
         jwk_obj = PyJWK({**document, "alg": alg}, algorithm=alg)
         return _with_verifier(jwk_obj, alg, kid, iat, nbf, position, secret)
@@ -364,11 +398,26 @@ def _build_key(document: Mapping[str, Any], alg: str, kid: str, iat: float | Non
         raise KeyRingError(f"{where}: not a usable {alg} key") from None
 
 
-def _with_verifier(jwk_obj: PyJWK, alg: str, kid: str, iat: float | None, nbf: float | None,
-                   position: int, secret: bytes | None) -> RingKey:
+def _with_verifier(
+    jwk_obj: PyJWK,
+    alg: str,
+    kid: str,
+    iat: float | None,
+    nbf: float | None,
+    position: int,
+    secret: bytes | None,
+) -> RingKey:
     verifier = jwk_obj
     if alg not in HMAC_ALGORITHMS and hasattr(jwk_obj.key, "public_key"):
         public = jwk_obj.Algorithm.to_jwk(jwk_obj.key.public_key(), as_dict=True)
         verifier = PyJWK({**public, "alg": alg}, algorithm=alg)
-    return RingKey(kid=kid, alg=alg, jwk=jwk_obj, verifier=verifier, iat=iat, nbf=nbf,
-                   position=position, secret=secret)
+    return RingKey(
+        kid=kid,
+        alg=alg,
+        jwk=jwk_obj,
+        verifier=verifier,
+        iat=iat,
+        nbf=nbf,
+        position=position,
+        secret=secret,
+    )

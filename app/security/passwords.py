@@ -51,16 +51,24 @@ def normalize_password(password: str) -> str:
 
 
 class PasswordHasher:
-    def __init__(self, parameters: Argon2Parameters = OWASP_MINIMUM,
-                 concurrency: int | None = None) -> None:
+    def __init__(
+        self, parameters: Argon2Parameters = OWASP_MINIMUM, concurrency: int | None = None
+    ) -> None:
         self.parameters = parameters
-        self._hash = PasswordHash((Argon2Hasher(
-            time_cost=parameters.time_cost, memory_cost=parameters.memory_cost,
-            parallelism=parameters.parallelism,
-        ),))
-        self._threads = ThreadPoolExecutor(max_workers=concurrency or os.cpu_count() or 1,
-                                           thread_name_prefix="argon2",
-                                           initializer=_lowest_priority)
+        self._hash = PasswordHash(
+            (
+                Argon2Hasher(
+                    time_cost=parameters.time_cost,
+                    memory_cost=parameters.memory_cost,
+                    parallelism=parameters.parallelism,
+                ),
+            )
+        )
+        self._threads = ThreadPoolExecutor(
+            max_workers=concurrency or os.cpu_count() or 1,
+            thread_name_prefix="argon2",
+            initializer=_lowest_priority,
+        )
         self._dummy: str | None = None
 
     async def _run(self, work: Callable[..., T], *args: str) -> T:

@@ -100,11 +100,16 @@ class RefreshFamilies:
         now = time.time()
         family_key = self._keys(family)[0]
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(family_key, mapping={
-                "user": user_id, "created": repr(now), "current": _digest(token),
-                "current_exp": repr(now + min(self.token_ttl, self.family_max_age)),
-                "revoked": "0",
-            })
+            pipe.hset(
+                family_key,
+                mapping={
+                    "user": user_id,
+                    "created": repr(now),
+                    "current": _digest(token),
+                    "current_exp": repr(now + min(self.token_ttl, self.family_max_age)),
+                    "revoked": "0",
+                },
+            )
             pipe.expire(family_key, self.family_max_age + 60)
             await pipe.execute()
         return token, family
@@ -115,10 +120,16 @@ class RefreshFamilies:
             return Rotation("invalid")
         following = self._new_token(family)
         keys = self._keys(family)
-        result = await self._rotate(keys=keys, args=[
-            _digest(token), _digest(following), repr(time.time()), self.token_ttl,
-            self.family_max_age,
-        ])
+        result = await self._rotate(
+            keys=keys,
+            args=[
+                _digest(token),
+                _digest(following),
+                repr(time.time()),
+                self.token_ttl,
+                self.family_max_age,
+            ],
+        )
         if result and _text(result[0]) == "ok":
             await self.redis.expire(keys[1], self.family_max_age + 60)
         outcome = _text(result[0])

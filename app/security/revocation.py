@@ -104,8 +104,10 @@ class RevocationList:
                 raise
             except Exception as exc:
                 if self._subscribed:
-                    logger.warning("revocation channel lost (%s); checking Redis per request",
-                                   type(exc).__name__)
+                    logger.warning(
+                        "revocation channel lost (%s); checking Redis per request",
+                        type(exc).__name__,
+                    )
             finally:
                 if self._subscribed:
                     delay = 0.1  # a subscription that was live: the backoff starts over

@@ -27,15 +27,23 @@ class Security:
     def create(cls, settings: Settings, store: SecretStore, redis: Redis) -> Security:
         prefix = settings.redis_key_prefix
         revocations = RevocationList(redis, prefix)
-        families = RefreshFamilies(redis, prefix, token_ttl=settings.refresh_token_ttl_seconds,
-                                   family_max_age=settings.refresh_family_max_age_seconds)
+        families = RefreshFamilies(
+            redis,
+            prefix,
+            token_ttl=settings.refresh_token_ttl_seconds,
+            family_max_age=settings.refresh_family_max_age_seconds,
+        )
         return cls(
             tokens=TokenService(settings, store, revocations, families),
             revocations=revocations,
             families=families,
             passwords=PasswordHasher(),
-            login_limit=LoginLimiter(redis, prefix, max_failures=settings.login_max_failures,
-                                     window=settings.login_window_seconds),
+            login_limit=LoginLimiter(
+                redis,
+                prefix,
+                max_failures=settings.login_max_failures,
+                window=settings.login_window_seconds,
+            ),
         )
 
     def start(self) -> None:

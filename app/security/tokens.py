@@ -123,8 +123,13 @@ class VerifiedTokens:
 
 
 class TokenService:
-    def __init__(self, settings: Settings, store: SecretStore, revocations: RevocationList,
-                 families: RefreshFamilies) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SecretStore,
+        revocations: RevocationList,
+        families: RefreshFamilies,
+    ) -> None:
         self.settings = settings
         self.rings = RingSource(store)
         self.revocations = revocations
@@ -154,8 +159,11 @@ class TokenService:
 
     async def login(self, user_id: str) -> IssuedTokens:
         refresh_token, family = await self.families.start(user_id)
-        return IssuedTokens(self.issue_access(user_id, family), refresh_token,
-                            self.settings.access_token_ttl_seconds)
+        return IssuedTokens(
+            self.issue_access(user_id, family),
+            refresh_token,
+            self.settings.access_token_ttl_seconds,
+        )
 
     async def refresh(self, refresh_token: str) -> tuple[Rotation, IssuedTokens | None]:
         rotation = await self.families.rotate(refresh_token)
@@ -165,8 +173,9 @@ class TokenService:
         if rotation.outcome != "ok" or rotation.user_id is None or rotation.token is None:
             return rotation, None
         access = self.issue_access(rotation.user_id, rotation.family)
-        return rotation, IssuedTokens(access, rotation.token,
-                                      self.settings.access_token_ttl_seconds)
+        return rotation, IssuedTokens(
+            access, rotation.token, self.settings.access_token_ttl_seconds
+        )
 
     # ---- checking -----------------------------------------------------------------------
 
@@ -177,15 +186,24 @@ class TokenService:
         cached = self.verified.get(token, ring, now)
         if cached is not None:
             return cached
-        claims = ring.verify(token, typ=ACCESS_TOKEN_TYPE, issuer=self.settings.jwt_issuer,
-                             audience=self.settings.jwt_audience, leeway=LEEWAY_SECONDS)
+        claims = ring.verify(
+            token,
+            typ=ACCESS_TOKEN_TYPE,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            leeway=LEEWAY_SECONDS,
+        )
         exp = claims["exp"]
         if not isinstance(exp, int | float) or exp <= now:
             raise TokenRejected("expired")
         sid = claims.get("sid")
-        checked = AccessClaims(sub=claims["sub"], jti=claims["jti"],
-                               sid=sid if isinstance(sid, str) else None, exp=float(exp),
-                               claims=claims)
+        checked = AccessClaims(
+            sub=claims["sub"],
+            jti=claims["jti"],
+            sid=sid if isinstance(sid, str) else None,
+            exp=float(exp),
+            claims=claims,
+        )
         self.verified.put(token, ring, checked)
         return checked
 

@@ -58,8 +58,13 @@ PING_INTERVAL_SECONDS = 1.0
 STALE_AFTER_SECONDS = 3.0
 _RETRY_MAX_SECONDS = 2.0
 #: Anything to read (data, EOF, error) on the LISTEN socket.
-_UNREAD = (select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-           | getattr(select, "POLLRDHUP", 0))
+_UNREAD = (
+    select.POLLIN
+    | select.POLLPRI
+    | select.POLLERR
+    | select.POLLHUP
+    | getattr(select, "POLLRDHUP", 0)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +84,14 @@ class _Entry:
 class UserDirectory:
     """User status by id: a NOTIFY-invalidated LRU in front of a one-round-trip read."""
 
-    def __init__(self, settings: Settings, store: SecretStore, *,
-                 size: int = CACHE_SIZE, max_age: float = MAX_AGE_SECONDS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SecretStore,
+        *,
+        size: int = CACHE_SIZE,
+        max_age: float = MAX_AGE_SECONDS,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.size = size
@@ -90,11 +101,13 @@ class UserDirectory:
         # DB_POOL_TIMEOUT_SECONDS); connections open on demand, and while the listener is live
         # only cache misses (and refreshes, see `read`) use them.
         self.engine: AsyncEngine = create_engine(
-            settings, store, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+            settings, store, isolation_level="AUTOCOMMIT", pool_pre_ping=False
+        )
         # Built once: per-call statement construction and cache-key generation would cost more
         # than the round trip itself.
         self._query = sql_select(User.id, User.email, User.is_active).where(
-            User.id == bindparam("user_id"))
+            User.id == bindparam("user_id")
+        )
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._generation = 0  # +1 when a LISTEN is confirmed and when it is lost
         self._epoch = 0  # +1 per notification received
@@ -149,11 +162,16 @@ class UserDirectory:
         if entry is not None:
             now = time.monotonic()
             connection, unread = self._connection, self._unread
-            if (entry.generation == self._generation and self._listening
-                    and now - self._last_ok < STALE_AFTER_SECONDS
-                    and now - entry.read_at < self.max_age
-                    and connection is not None and not connection.is_closed()
-                    and unread is not None and not unread.poll(0)):
+            if (
+                entry.generation == self._generation
+                and self._listening
+                and now - self._last_ok < STALE_AFTER_SECONDS
+                and now - entry.read_at < self.max_age
+                and connection is not None
+                and not connection.is_closed()
+                and unread is not None
+                and not unread.poll(0)
+            ):
                 self._items.move_to_end(user_id)
                 return entry.status
             self._items.pop(user_id, None)
@@ -164,8 +182,13 @@ class UserDirectory:
         cacheable = self.listener_is_live
         generation, epoch, started = self._generation, self._epoch, time.monotonic()
         status = await self._read(uid)
-        if (status is not None and cacheable and self._listening
-                and generation == self._generation and epoch == self._epoch):
+        if (
+            status is not None
+            and cacheable
+            and self._listening
+            and generation == self._generation
+            and epoch == self._epoch
+        ):
             key = str(uid)  # the canonical spelling, as the trigger's payload has it
             self._items[key] = _Entry(status, started, generation)
             self._items.move_to_end(key)
@@ -234,8 +257,10 @@ class UserDirectory:
                 except Exception as exc:
                     # `_listening` may already be False here: the termination callback runs first.
                     if self._generation != generation:
-                        logger.warning("users change channel lost (%s); reading the database "
-                                       "per request", type(exc).__name__)
+                        logger.warning(
+                            "users change channel lost (%s); reading the database per request",
+                            type(exc).__name__,
+                        )
                 finally:
                     self._lost()
                     self._connection = None

@@ -14,19 +14,19 @@ def new_email() -> str:
     return f"user-{uuid.uuid4().hex[:12]}@example.com"
 
 
-async def register(client: httpx.AsyncClient, email: str | None = None,
-                   password: str = PASSWORD) -> dict[str, Any]:
-    response = await client.post("/api/v1/auth/register",
-                                 json={"email": email or new_email(), "password": password})
+async def register(
+    client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/auth/register", json={"email": email or new_email(), "password": password}
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def login(client: httpx.AsyncClient, email: str,
-                password: str = PASSWORD) -> httpx.Response:
-    return await client.post("/api/v1/auth/login",
-                             data={"username": email, "password": password})
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    return await client.post("/api/v1/auth/login", data={"username": email, "password": password})
 
 
 async def signed_in(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:

@@ -33,8 +33,9 @@ async def test_register_returns_id_and_lower_cased_email(client: httpx.AsyncClie
 async def test_register_duplicate_is_409_case_insensitively(client: httpx.AsyncClient) -> None:
     email = new_email()
     await register(client, email)
-    again = await client.post("/api/v1/auth/register",
-                              json={"email": email.upper(), "password": PASSWORD})
+    again = await client.post(
+        "/api/v1/auth/register", json={"email": email.upper(), "password": PASSWORD}
+    )
     assert again.status_code == 409
     assert email not in again.text.lower()
 
@@ -55,14 +56,15 @@ async def test_register_rejects_bad_input_without_echoing_it(client: httpx.Async
 
 
 async def test_password_length_counts_characters_and_unicode_is_fine(
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient,
 ) -> None:
     email = new_email()
     password = "пароль-密码-🔑"
     await register(client, email, password)
     assert (await login(client, email, password)).status_code == 200
-    boundary = await client.post("/api/v1/auth/register",
-                                 json={"email": new_email(), "password": "é" * 128})
+    boundary = await client.post(
+        "/api/v1/auth/register", json={"email": new_email(), "password": "é" * 128}
+    )
     assert boundary.status_code == 201
 
 
@@ -115,9 +117,7 @@ async def test_me_requires_a_bearer_header(client: httpx.AsyncClient) -> None:
     assert "not.a.token" not in garbage.text
 
 
-async def test_refresh_and_access_tokens_are_not_interchangeable(
-    client: httpx.AsyncClient
-) -> None:
+async def test_refresh_and_access_tokens_are_not_interchangeable(client: httpx.AsyncClient) -> None:
     _, tokens = await signed_in(client)
     as_access = await me(client, tokens["refresh_token"])
     assert as_access.status_code == 401
@@ -125,9 +125,7 @@ async def test_refresh_and_access_tokens_are_not_interchangeable(
     assert as_refresh.status_code == 401
 
 
-async def test_refresh_rotates_and_the_old_token_is_single_use(
-    client: httpx.AsyncClient
-) -> None:
+async def test_refresh_rotates_and_the_old_token_is_single_use(client: httpx.AsyncClient) -> None:
     _, tokens = await signed_in(client)
     first = await refresh(client, tokens["refresh_token"])
     assert first.status_code == 200
@@ -140,7 +138,7 @@ async def test_refresh_rotates_and_the_old_token_is_single_use(
 
 
 async def test_reusing_a_rotated_refresh_token_revokes_the_family(
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient,
 ) -> None:
     _, tokens = await signed_in(client)
     rotated = await refresh(client, tokens["refresh_token"])
@@ -154,14 +152,14 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_family(
     assert (await me(client, newest["access_token"])).status_code == 401
 
 
-async def test_ten_concurrent_refreshes_have_at_most_one_winner(
-    client: httpx.AsyncClient
-) -> None:
+async def test_ten_concurrent_refreshes_have_at_most_one_winner(client: httpx.AsyncClient) -> None:
     _, tokens = await signed_in(client)
-    responses = await asyncio.gather(*(
-        client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
-        for _ in range(10)
-    ))
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+            for _ in range(10)
+        )
+    )
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) <= 1
     assert set(statuses) <= {200, 401}
@@ -175,9 +173,7 @@ async def test_garbage_refresh_tokens_are_401(client: httpx.AsyncClient) -> None
             assert token not in response.text
 
 
-async def test_logout_revokes_the_access_token_and_the_family(
-    client: httpx.AsyncClient
-) -> None:
+async def test_logout_revokes_the_access_token_and_the_family(client: httpx.AsyncClient) -> None:
     _, tokens = await signed_in(client)
     access = tokens["access_token"]
     assert (await me(client, access)).status_code == 200
@@ -191,14 +187,17 @@ async def test_logout_revokes_the_access_token_and_the_family(
 
 
 async def test_logout_with_a_refresh_token_of_another_login_revokes_it_too(
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient,
 ) -> None:
     email = new_email()
     await register(client, email)
     one = (await login(client, email)).json()
     two = (await login(client, email)).json()
-    out = await client.post("/api/v1/auth/logout", headers=bearer(one["access_token"]),
-                            json={"refresh_token": two["refresh_token"]})
+    out = await client.post(
+        "/api/v1/auth/logout",
+        headers=bearer(one["access_token"]),
+        json={"refresh_token": two["refresh_token"]},
+    )
     assert out.status_code == 204
     refreshed = await refresh(client, two["refresh_token"])
     assert refreshed.status_code == 401
@@ -249,7 +248,7 @@ async def test_expired_access_token_is_401(make_settings: SettingsFactory) -> No
 
 
 async def test_malleated_encodings_of_a_logged_out_token_stay_revoked(
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient,
 ) -> None:
     _, tokens = await signed_in(client)
     token = tokens["access_token"]
@@ -269,6 +268,7 @@ async def test_malleated_encodings_of_a_logged_out_token_stay_revoked(
         f"{header}.{payload}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
     ]
     for variant in variants:
-        response = await client.get("/api/v1/users/me",
-                                    headers={"Authorization": f"Bearer {variant}"})
+        response = await client.get(
+            "/api/v1/users/me", headers={"Authorization": f"Bearer {variant}"}
+        )
         assert response.status_code == 401, variant

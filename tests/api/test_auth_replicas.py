@@ -25,12 +25,14 @@ async def _mirror_live(app: object, timeout: float = 5) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_logout_on_one_replica_is_refused_by_another(
-    make_settings: SettingsFactory
-) -> None:
+async def test_logout_on_one_replica_is_refused_by_another(make_settings: SettingsFactory) -> None:
     settings = make_settings()
-    async with running_app(settings) as one, running_app(settings) as two, \
-            client_for(one) as a, client_for(two) as b:
+    async with (
+        running_app(settings) as one,
+        running_app(settings) as two,
+        client_for(one) as a,
+        client_for(two) as b,
+    ):
         await _mirror_live(one)
         await _mirror_live(two)
         _, tokens = await signed_in(a)
@@ -43,7 +45,7 @@ async def test_logout_on_one_replica_is_refused_by_another(
 
 
 async def test_a_replica_started_after_the_logout_knows_about_it(
-    make_settings: SettingsFactory
+    make_settings: SettingsFactory,
 ) -> None:
     settings = make_settings()
     async with running_app(settings) as one, client_for(one) as a:
@@ -55,11 +57,15 @@ async def test_a_replica_started_after_the_logout_knows_about_it(
 
 
 async def test_refresh_reuse_on_another_replica_revokes_the_family(
-    make_settings: SettingsFactory
+    make_settings: SettingsFactory,
 ) -> None:
     settings = make_settings()
-    async with running_app(settings) as one, running_app(settings) as two, \
-            client_for(one) as a, client_for(two) as b:
+    async with (
+        running_app(settings) as one,
+        running_app(settings) as two,
+        client_for(one) as a,
+        client_for(two) as b,
+    ):
         _, tokens = await signed_in(a)
         rotated = await refresh(a, tokens["refresh_token"])
         assert rotated.status_code == 200
@@ -73,8 +79,9 @@ async def test_unreachable_redis_gives_503_never_200(make_settings: SettingsFact
     settings = make_settings()
     async with running_app(settings) as one, client_for(one) as a:
         _, tokens = await signed_in(a)
-    closed = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
-                           redis_socket_timeout_seconds=0.5)
+    closed = make_settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_socket_timeout_seconds=0.5
+    )
     async with running_app(closed) as down, client_for(down) as c:
         profile = await me(c, tokens["access_token"])
         assert profile.status_code == 503
@@ -86,7 +93,7 @@ async def test_unreachable_redis_gives_503_never_200(make_settings: SettingsFact
 
 @pytest.mark.slow
 async def test_redis_stopping_while_serving_fails_closed_then_recovers(
-    make_settings: SettingsFactory
+    make_settings: SettingsFactory,
 ) -> None:
     with private_redis() as redis_server:
         settings = make_settings(redis_url=redis_server.url, redis_socket_timeout_seconds=0.5)
@@ -101,8 +108,9 @@ async def test_redis_stopping_while_serving_fails_closed_then_recovers(
             assert seen[-1] == 503, seen
             assert (await me(client, revoked["access_token"])).status_code in {401, 503}
             redis_server.start()
-            recovered = await me_becomes(client, bearer(valid["access_token"]), 200,
-                                         within=10, never=500)
+            recovered = await me_becomes(
+                client, bearer(valid["access_token"]), 200, within=10, never=500
+            )
             assert recovered[-1] == 200, recovered
             # Redis came back empty (no persistence); this replica still remembers the logout.
             assert (await me(client, revoked["access_token"])).status_code == 401

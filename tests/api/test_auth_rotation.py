@@ -40,19 +40,25 @@ def test_rotation_over_http_with_the_ring_file_rewritten_while_serving(
     env = {**cli_env, "JWT_KEYS_FILE": str(ring), "SECRETS_REFRESH_SECONDS": "1"}
     with serve(env, tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as http:
         email = f"rot-{uuid.uuid4().hex[:8]}@example.com"
-        assert http.post("/api/v1/auth/register",
-                         json={"email": email, "password": PASSWORD}).status_code == 201
+        assert (
+            http.post(
+                "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+            ).status_code
+            == 201
+        )
 
         def login() -> str:
-            response = http.post("/api/v1/auth/login",
-                                 data={"username": email, "password": PASSWORD})
+            response = http.post(
+                "/api/v1/auth/login", data={"username": email, "password": PASSWORD}
+            )
             assert response.status_code == 200, response.text
             token: str = response.json()["access_token"]
             return token
 
         def me(token: str) -> int:
-            return http.get("/api/v1/users/me",
-                            headers={"Authorization": f"Bearer {token}"}).status_code
+            return http.get(
+                "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
 
         def kid(token: str) -> str:
             return str(jwt.get_unverified_header(token)["kid"])
@@ -67,9 +73,13 @@ def test_rotation_over_http_with_the_ring_file_rewritten_while_serving(
         assert set(_kids(ring)) == {old_kid, new_kid}
 
         # 2. Within SECRETS_REFRESH_SECONDS the server publishes it, but still signs with old.
-        _eventually(lambda: new_kid in {k["kid"] for k in
-                                        http.get("/.well-known/jwks.json").json()["keys"]},
-                    3, "the new key appears in the JWKS")
+        _eventually(
+            lambda: (
+                new_kid in {k["kid"] for k in http.get("/.well-known/jwks.json").json()["keys"]}
+            ),
+            3,
+            "the new key appears in the JWKS",
+        )
         assert kid(login()) == old_kid
 
         # 3. Once its nbf has passed, new tokens carry the new kid; old tokens still work.
@@ -79,8 +89,7 @@ def test_rotation_over_http_with_the_ring_file_rewritten_while_serving(
         assert me(new_token) == 200
 
         # 4. Retire the old key (it stopped signing > 0 s ago): its tokens are refused.
-        retired = run_cli("keys", "retire", "--file", str(ring), "--keep-seconds", "0",
-                          env=cli_env)
+        retired = run_cli("keys", "retire", "--file", str(ring), "--keep-seconds", "0", env=cli_env)
         assert retired.returncode == 0, retired.stderr
         assert _kids(ring) == [new_kid]
         _eventually(lambda: me(old_token) == 401, 3, "tokens of the removed key are refused")

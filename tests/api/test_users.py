@@ -30,8 +30,9 @@ async def _sql(database_url: str, query: str, *args: object) -> object:
         await connection.close()
 
 
-async def test_disabled_user_gets_401_promptly(client: httpx.AsyncClient,
-                                               database_url: str) -> None:
+async def test_disabled_user_gets_401_promptly(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     email, tokens = await signed_in(client)
     headers = bearer(tokens["access_token"])
     assert (await me(client, tokens["access_token"])).status_code == 200
@@ -53,8 +54,9 @@ async def test_deleted_user_gets_401(client: httpx.AsyncClient, database_url: st
     assert seen[-1] == 401, seen
 
 
-async def test_stored_hash_is_argon2id_at_least_owasp_minimum(client: httpx.AsyncClient,
-                                                              database_url: str) -> None:
+async def test_stored_hash_is_argon2id_at_least_owasp_minimum(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     email = new_email()
     await register(client, email)
     stored = await _sql(database_url, "SELECT password_hash FROM users WHERE email = $1", email)
@@ -67,8 +69,9 @@ async def test_stored_hash_is_argon2id_at_least_owasp_minimum(client: httpx.Asyn
     assert parameters.parallelism >= 1
 
 
-async def test_outdated_hash_is_upgraded_on_login(client: httpx.AsyncClient,
-                                                  database_url: str) -> None:
+async def test_outdated_hash_is_upgraded_on_login(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     from argon2 import PasswordHasher
 
     email = new_email()
@@ -92,9 +95,11 @@ async def test_failed_logins_past_the_limit_get_429(make_settings: SettingsFacto
         assert blocked.status_code == 429
         assert int(blocked.headers["retry-after"]) > 0
         # Another address (an attacker rotating X-Forwarded-For changes nothing).
-        spoofed = await client.post("/api/v1/auth/login",
-                                    data={"username": email, "password": PASSWORD},
-                                    headers={"X-Forwarded-For": "203.0.113.9"})
+        spoofed = await client.post(
+            "/api/v1/auth/login",
+            data={"username": email, "password": PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
         assert spoofed.status_code == 429
         # Unknown accounts are limited the same way, so 429 does not reveal who exists.
         ghost = new_email()

@@ -16,8 +16,12 @@ async def test_every_replica_refuses_a_user_disabled_in_sql(
     make_settings: SettingsFactory, database_url: str
 ) -> None:
     settings = make_settings()
-    async with running_app(settings) as one, running_app(settings) as two, \
-            client_for(one) as a, client_for(two) as b:
+    async with (
+        running_app(settings) as one,
+        running_app(settings) as two,
+        client_for(one) as a,
+        client_for(two) as b,
+    ):
         await listener_live(directory_of(one))
         await listener_live(directory_of(two))
         email, tokens = await signed_in(a)
@@ -43,11 +47,14 @@ async def test_migrate_installs_the_notify_trigger_and_can_run_again(jwt_secret:
         try:
             triggers = await connection.fetch(
                 "SELECT tgname, tgenabled::text FROM pg_trigger "
-                "WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY tgname")
+                "WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY tgname"
+            )
         finally:
             await connection.close()
         # 'A' = ENABLE ALWAYS: fires even under session_replication_role = replica.
         assert [(row["tgname"], row["tgenabled"]) for row in triggers] == [
-            ("users_changed", "A"), ("users_truncated", "A")]
+            ("users_changed", "A"),
+            ("users_truncated", "A"),
+        ]
     finally:
         await drop_database(url)

@@ -27,8 +27,12 @@ def test_shows_each_secret_source_and_no_value(tmp_path: Path) -> None:
     mount = tmp_path / "mount"
     mount.mkdir()
     (mount / "redis_password").write_text(redis_password)
-    env = base_env(JWT_KEYS=jwt_keys, DATABASE_PASSWORD_FILE=str(password_file),
-                   SECRETS_DIR=str(mount), DATABASE_URL="postgresql+asyncpg://app:inline-pw@db/app")
+    env = base_env(
+        JWT_KEYS=jwt_keys,
+        DATABASE_PASSWORD_FILE=str(password_file),
+        SECRETS_DIR=str(mount),
+        DATABASE_URL="postgresql+asyncpg://app:inline-pw@db/app",
+    )
     result = run_cli("config", "check", env=env, timeout=30)
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -51,8 +55,9 @@ def test_shows_each_secret_source_and_no_value(tmp_path: Path) -> None:
 
 def test_problems_exit_1_with_the_table_and_one_line_each(tmp_path: Path) -> None:
     leaked = "check-bad-" + secrets.token_urlsafe(8)
-    env = base_env(APP_ENV="production", JWT_KEYS=leaked,
-                   REDIS_PASSWORD_FILE=str(tmp_path / "missing"))
+    env = base_env(
+        APP_ENV="production", JWT_KEYS=leaked, REDIS_PASSWORD_FILE=str(tmp_path / "missing")
+    )
     result = run_cli("config", "check", env=env, timeout=30)
 
     assert result.returncode == 1
@@ -63,8 +68,10 @@ def test_problems_exit_1_with_the_table_and_one_line_each(tmp_path: Path) -> Non
     errors = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
     assert len(errors) == 2
     assert any(line.startswith("config error: JWT_KEYS (from env JWT_KEYS)") for line in errors)
-    assert any(line.startswith("config error: REDIS_PASSWORD (from REDIS_PASSWORD_FILE=")
-               for line in errors)
+    assert any(
+        line.startswith("config error: REDIS_PASSWORD (from REDIS_PASSWORD_FILE=")
+        for line in errors
+    )
     assert leaked not in result.stdout + result.stderr
 
 

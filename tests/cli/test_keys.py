@@ -55,8 +55,9 @@ def test_rotate_adds_a_key_keeps_the_others_and_the_file_mode(
     first = _ring(path)
     os.chmod(path, 0o640)
     before = time.time()
-    result = run_cli("keys", "rotate", "--file", str(path), "--alg", "ES256",
-                     "--activate-in", "120", env=env)
+    result = run_cli(
+        "keys", "rotate", "--file", str(path), "--alg", "ES256", "--activate-in", "120", env=env
+    )
     assert result.returncode == 0, result.stderr
     keys = _ring(path)
     assert len(keys) == 2
@@ -73,8 +74,9 @@ def test_rotate_adds_a_key_keeps_the_others_and_the_file_mode(
     assert ring.signing_key().kid == first[0]["kid"]  # type: ignore[union-attr]
 
 
-def test_rotate_converts_raw_secrets_keeping_their_kids(env: dict[str, str],
-                                                        tmp_path: Path) -> None:
+def test_rotate_converts_raw_secrets_keeping_their_kids(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     path = tmp_path / "jwt_keys"
     raw = secrets.token_urlsafe(48)
     path.write_text(raw + "\n")
@@ -87,8 +89,9 @@ def test_rotate_converts_raw_secrets_keeping_their_kids(env: dict[str, str],
     assert len(ring) == 2
 
 
-def test_rotate_grows_a_single_generated_jwk_into_a_ring(env: dict[str, str],
-                                                         tmp_path: Path) -> None:
+def test_rotate_grows_a_single_generated_jwk_into_a_ring(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     generated = run_cli("keys", "generate", env=env)
     first = json.loads(generated.stdout)
     path = tmp_path / "jwt_keys"
@@ -107,8 +110,10 @@ def test_unusable_ring_file_is_left_alone_and_material_never_printed(
     private = json.loads(run_cli("keys", "generate", "--alg", "RS256", env=env).stdout)
     broken = json.dumps({"keys": [{**private, "alg": "HS256"}]})
     path.write_text(broken)
-    for args in (["rotate", "--file", str(path)],
-                 ["retire", "--file", str(path), "--keep-seconds", "0"]):
+    for args in (
+        ["rotate", "--file", str(path)],
+        ["retire", "--file", str(path), "--keep-seconds", "0"],
+    ):
         result = run_cli("keys", *args, env=env)
         assert result.returncode == 1
         output = result.stdout + result.stderr

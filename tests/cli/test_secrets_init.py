@@ -23,8 +23,14 @@ SCRIPT = ROOT / "app" / "secrets" / "devfiles.py"
 
 def run_script(directory: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`-I -S`: no site-packages, no PYTHONPATH, no user dirs: only the standard library."""
-    return subprocess.run([sys.executable, "-I", "-S", str(SCRIPT), "--dir", str(directory)],
-                          cwd=cwd, capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        [sys.executable, "-I", "-S", str(SCRIPT), "--dir", str(directory)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def run_command(directory: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -96,8 +102,14 @@ def test_never_overwrites_and_says_so(runner: str, tmp_path: Path) -> None:
 
 
 def test_default_directory_is_secrets_in_the_working_directory(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-I", "-S", str(SCRIPT)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", str(SCRIPT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == sorted(FILES)
 
@@ -111,8 +123,12 @@ def test_makefile_up_runs_the_stdlib_script() -> None:
 def test_generated_files_pass_the_production_checks(tmp_path: Path) -> None:
     directory = tmp_path / "secrets"
     assert run_script(directory, tmp_path).returncode == 0
-    result = run_cli("config", "check",
-                     env=base_env(APP_ENV="production", SECRETS_DIR=str(directory)), cwd=tmp_path)
+    result = run_cli(
+        "config",
+        "check",
+        env=base_env(APP_ENV="production", SECRETS_DIR=str(directory)),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for name in FILES:
         assert f"SECRETS_DIR {directory / name}" in result.stdout

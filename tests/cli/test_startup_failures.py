@@ -49,46 +49,75 @@ def _weak_rsa_ring() -> str:
 
 CASES: dict[str, Case] = {
     "required-secret-missing": Case(
-        lambda tmp: {}, {"JWT_KEYS": "(searched env JWT_KEYS, JWT_KEYS_FILE and SECRETS_DIR="},
-        remove=("JWT_KEYS",)),
+        lambda tmp: {},
+        {"JWT_KEYS": "(searched env JWT_KEYS, JWT_KEYS_FILE and SECRETS_DIR="},
+        remove=("JWT_KEYS",),
+    ),
     "required-secret-empty": Case(
-        lambda tmp: {"JWT_KEYS": ""}, {"JWT_KEYS": "(from env JWT_KEYS): is empty"}),
+        lambda tmp: {"JWT_KEYS": ""}, {"JWT_KEYS": "(from env JWT_KEYS): is empty"}
+    ),
     "file-missing": Case(
         lambda tmp: {"JWT_KEYS_FILE": str(tmp / "absent")},
-        {"JWT_KEYS": "JWT_KEYS_FILE="}, remove=("JWT_KEYS",)),
+        {"JWT_KEYS": "JWT_KEYS_FILE="},
+        remove=("JWT_KEYS",),
+    ),
     "file-is-a-directory": Case(
-        lambda tmp: {"REDIS_PASSWORD_FILE": str(tmp)}, {"REDIS_PASSWORD": "REDIS_PASSWORD_FILE="}),
+        lambda tmp: {"REDIS_PASSWORD_FILE": str(tmp)}, {"REDIS_PASSWORD": "REDIS_PASSWORD_FILE="}
+    ),
     "file-not-text": Case(
         lambda tmp: {"DATABASE_PASSWORD_FILE": str(_write(tmp / "pw", b"\xff\xfe\x00binary"))},
-        {"DATABASE_PASSWORD": "not UTF-8"}),
+        {"DATABASE_PASSWORD": "not UTF-8"},
+    ),
     "file-path-empty": Case(
-        lambda tmp: {"REDIS_PASSWORD_FILE": ""}, {"REDIS_PASSWORD": "REDIS_PASSWORD_FILE"}),
+        lambda tmp: {"REDIS_PASSWORD_FILE": ""}, {"REDIS_PASSWORD": "REDIS_PASSWORD_FILE"}
+    ),
     "both-value-and-file": Case(
-        lambda tmp: {"DATABASE_PASSWORD": "both-set-value-123",
-                     "DATABASE_PASSWORD_FILE": str(_write(tmp / "pw", "file-value-456"))},
+        lambda tmp: {
+            "DATABASE_PASSWORD": "both-set-value-123",
+            "DATABASE_PASSWORD_FILE": str(_write(tmp / "pw", "file-value-456")),
+        },
         {"DATABASE_PASSWORD": "DATABASE_PASSWORD and DATABASE_PASSWORD_FILE"},
-        secret_values=["both-set-value-123", "file-value-456"]),
+        secret_values=["both-set-value-123", "file-value-456"],
+    ),
     "dir-file-unreadable": Case(
-        lambda tmp: {"SECRETS_DIR": str(tmp / "mount"),
-                     "DUMMY": str(_write(tmp / "mount" / "redis_password", b"\xc3\x28bad"))},
-        {"REDIS_PASSWORD": "SECRETS_DIR"}),
+        lambda tmp: {
+            "SECRETS_DIR": str(tmp / "mount"),
+            "DUMMY": str(_write(tmp / "mount" / "redis_password", b"\xc3\x28bad")),
+        },
+        {"REDIS_PASSWORD": "SECRETS_DIR"},
+    ),
     "dir-link-escapes": Case(
-        lambda tmp: _escaping_link(tmp), {"JWT_KEYS": "leaving"},
-        secret_values=["escaped-" + "e" * 40], remove=("JWT_KEYS",)),
+        lambda tmp: _escaping_link(tmp),
+        {"JWT_KEYS": "leaving"},
+        secret_values=["escaped-" + "e" * 40],
+        remove=("JWT_KEYS",),
+    ),
     "production-placeholders": Case(
-        lambda tmp: {"APP_ENV": "production", "JWT_KEYS": "changeme",
-                     "REDIS_PASSWORD": "changethis", "DATABASE_PASSWORD": "secret"},
-        {"JWT_KEYS": "placeholder", "REDIS_PASSWORD": "placeholder",
-         "DATABASE_PASSWORD": "placeholder"}),
+        lambda tmp: {
+            "APP_ENV": "production",
+            "JWT_KEYS": "changeme",
+            "REDIS_PASSWORD": "changethis",
+            "DATABASE_PASSWORD": "secret",
+        },
+        {
+            "JWT_KEYS": "placeholder",
+            "REDIS_PASSWORD": "placeholder",
+            "DATABASE_PASSWORD": "placeholder",
+        },
+    ),
     "production-short-hmac": Case(
         lambda tmp: {"APP_ENV": "production", "JWT_KEYS": "only-twenty-one-byte"},
-        {"JWT_KEYS": "shorter than 32 bytes"}, secret_values=["only-twenty-one-byte"]),
+        {"JWT_KEYS": "shorter than 32 bytes"},
+        secret_values=["only-twenty-one-byte"],
+    ),
     "production-small-rsa": Case(
-        lambda tmp: {"APP_ENV": "production", "JWT_KEYS": _weak_rsa_ring()},
-        {"JWT_KEYS": "2048"}),
+        lambda tmp: {"APP_ENV": "production", "JWT_KEYS": _weak_rsa_ring()}, {"JWT_KEYS": "2048"}
+    ),
     "invalid-settings": Case(
         lambda tmp: {"PORT": "eighty", "APP_ENV": "staging"},
-        {"PORT": "(from env)", "APP_ENV": "(from env)"}, secret_values=["eighty", "staging"]),
+        {"PORT": "(from env)", "APP_ENV": "(from env)"},
+        secret_values=["eighty", "staging"],
+    ),
 }
 
 
@@ -101,23 +130,38 @@ def _escaping_link(tmp: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_startup_fails_fast_with_one_line_per_problem(name: str, tmp_path: Path,
-                                                      database_url: str) -> None:
+def test_startup_fails_fast_with_one_line_per_problem(
+    name: str, tmp_path: Path, database_url: str
+) -> None:
     case = CASES[name]
-    env = base_env(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:6379/15",
-                   JWT_KEYS=GOOD_KEY, PORT="0")
+    env = base_env(
+        DATABASE_URL=database_url,
+        REDIS_URL="redis://127.0.0.1:6379/15",
+        JWT_KEYS=GOOD_KEY,
+        PORT="0",
+    )
     env.update(case.prepare(tmp_path))
     for key in case.remove:
         env.pop(key, None)
-    secret_values = [*case.secret_values,
-                     *(v for k, v in env.items() if k in {"JWT_KEYS", "REDIS_PASSWORD",
-                                                         "DATABASE_PASSWORD"} and v)]
+    secret_values = [
+        *case.secret_values,
+        *(
+            v
+            for k, v in env.items()
+            if k in {"JWT_KEYS", "REDIS_PASSWORD", "DATABASE_PASSWORD"} and v
+        ),
+    ]
     # Both commands at once: the 5 s budget is per process, and the suite stays quick.
     started = time.monotonic()
     processes = {
-        command: subprocess.Popen([sys.executable, "-m", "app", *command.split()], env=env,
-                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
+        command: subprocess.Popen(
+            [sys.executable, "-m", "app", *command.split()],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for command in ("serve", "config check")
     }
     for command, process in processes.items():

@@ -27,8 +27,12 @@ BASE_URL = f"http://{asgi.HOST}"
 
 
 def _schema() -> schemathesis.BaseSchema:
-    offline = Settings(_env_file=None, app_env="test", jwt_keys=secrets.token_urlsafe(48),
-                       secrets_dir="/nonexistent")
+    offline = Settings(
+        _env_file=None,
+        app_env="test",
+        jwt_keys=secrets.token_urlsafe(48),
+        secrets_dir="/nonexistent",
+    )
     return schemathesis.openapi.from_dict(create_app(offline).openapi())
 
 
@@ -63,17 +67,21 @@ def asgi_client(settings: Settings) -> Iterator[asgi.ASGIClient]:
 def bearer(asgi_client: asgi.ASGIClient) -> dict[str, str]:
     """A real account's access token, obtained through the API itself."""
     email, password = f"fuzz-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
-    registered = asgi_client.post("/api/v1/auth/register",
-                                  json={"email": email, "password": password})
+    registered = asgi_client.post(
+        "/api/v1/auth/register", json={"email": email, "password": password}
+    )
     assert registered.status_code == 201, registered.text
-    login = asgi_client.post("/api/v1/auth/login",
-                             data={"username": email, "password": password})
+    login = asgi_client.post("/api/v1/auth/login", data={"username": email, "password": password})
     assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
-def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, client: asgi.ASGIClient,
-          headers: dict[str, str] | None = None) -> None:
+def _fuzz(
+    operation: schemathesis.APIOperation,
+    mode: GenerationMode,
+    client: asgi.ASGIClient,
+    headers: dict[str, str] | None = None,
+) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @bounded
     def run(case: schemathesis.Case) -> None:
@@ -91,7 +99,9 @@ def test_anonymous_requests_honour_the_contract(
 
 @pytest.mark.parametrize(("operation", "mode"), CASES)
 def test_authenticated_requests_honour_the_contract(
-    operation: schemathesis.APIOperation, mode: GenerationMode, asgi_client: asgi.ASGIClient,
+    operation: schemathesis.APIOperation,
+    mode: GenerationMode,
+    asgi_client: asgi.ASGIClient,
     bearer: dict[str, str],
 ) -> None:
     _fuzz(operation, mode, asgi_client, bearer)

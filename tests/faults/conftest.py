@@ -37,8 +37,11 @@ def fault_pg() -> Iterator[PrivatePostgres]:
 
         config = Config(str(ROOT / "alembic.ini"))
         config.attributes["settings"] = Settings(
-            _env_file=None, app_env="test", database_url=cluster.url(database=APP_DATABASE),
-            database_password=cluster.superuser_password, jwt_keys=secrets.token_urlsafe(48),
+            _env_file=None,
+            app_env="test",
+            database_url=cluster.url(database=APP_DATABASE),
+            database_password=cluster.superuser_password,
+            jwt_keys=secrets.token_urlsafe(48),
             secrets_dir="/nonexistent",
         )
         command.upgrade(config, "head")
@@ -56,8 +59,11 @@ def fault_redis() -> Iterator[PrivateRedis]:
 
 
 def pg_is_running(cluster: PrivatePostgres) -> bool:
-    result = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", str(cluster.port), "-q"],
-                            check=False, capture_output=True)
+    result = subprocess.run(
+        ["pg_isready", "-h", "127.0.0.1", "-p", str(cluster.port), "-q"],
+        check=False,
+        capture_output=True,
+    )
     return result.returncode == 0
 
 
@@ -97,8 +103,9 @@ FaultSettings = Callable[..., Settings]
 
 
 @pytest.fixture
-def fault_settings(fault_pg: PrivatePostgres, fault_redis: PrivateRedis,
-                   tmp_path: Path) -> FaultSettings:
+def fault_settings(
+    fault_pg: PrivatePostgres, fault_redis: PrivateRedis, tmp_path: Path
+) -> FaultSettings:
     """Settings on the private services with short timeouts; keyword overrides win."""
 
     def factory(**overrides: Any) -> Settings:
@@ -121,8 +128,9 @@ def fault_settings(fault_pg: PrivatePostgres, fault_redis: PrivateRedis,
     return factory
 
 
-def fault_server_env(cluster: PrivatePostgres, redis_server: PrivateRedis,
-                     **overrides: str) -> dict[str, str]:
+def fault_server_env(
+    cluster: PrivatePostgres, redis_server: PrivateRedis, **overrides: str
+) -> dict[str, str]:
     """Environment for `python -m app serve` on the private services."""
     return base_env(
         DATABASE_URL=cluster.url(database=APP_DATABASE),
@@ -141,8 +149,13 @@ async def fault_client(fault_settings: FaultSettings) -> AsyncIterator[httpx.Asy
         yield client
 
 
-async def wait_for_status(client: httpx.AsyncClient, path: str, status: int, within: float,
-                          headers: dict[str, str] | None = None) -> httpx.Response:
+async def wait_for_status(
+    client: httpx.AsyncClient,
+    path: str,
+    status: int,
+    within: float,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     """Poll until `path` answers `status`; fail with the last answer after `within` seconds."""
     deadline = time.monotonic() + within
     while True:

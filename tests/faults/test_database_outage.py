@@ -28,13 +28,18 @@ async def test_database_outage_is_503_within_timeouts_and_recovers(
             assert (await client.get(ME, headers=headers)).status_code == 200
 
         with postgres_down(fault_pg):
-            newcomer = {"email": f"down-{secrets.token_hex(4)}@example.com",
-                        "password": secrets.token_urlsafe(16)}
+            newcomer = {
+                "email": f"down-{secrets.token_hex(4)}@example.com",
+                "password": secrets.token_urlsafe(16),
+            }
             attempts = [
                 ("GET", ME, {"headers": headers}),
                 ("POST", "/api/v1/auth/register", {"json": newcomer}),
-                ("POST", "/api/v1/auth/login",
-                 {"data": {"username": newcomer["email"], "password": newcomer["password"]}}),
+                (
+                    "POST",
+                    "/api/v1/auth/login",
+                    {"data": {"username": newcomer["email"], "password": newcomer["password"]}},
+                ),
                 ("GET", "/health/ready", {}),
                 ("GET", ME, {"headers": headers}),
             ]

@@ -25,10 +25,12 @@ PAUSE_SECONDS = 1.5
 
 def app_connections(cluster: PrivatePostgres) -> int:
     # The app's engine sets application_name = 'fastapi-secrets-template' (app/db.py).
-    return int(cluster.psql(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE application_name = 'fastapi-secrets-template'"
-    ))
+    return int(
+        cluster.psql(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'fastapi-secrets-template'"
+        )
+    )
 
 
 async def _terminate_with_requests_in_flight(server: ServerProcess, redis_url: str) -> list[int]:
@@ -38,8 +40,9 @@ async def _terminate_with_requests_in_flight(server: ServerProcess, redis_url: s
     finally:
         pauser.close()
     async with httpx.AsyncClient(timeout=30) as client:
-        tasks = [asyncio.create_task(client.get(f"{server.url}/health/ready"))
-                 for _ in range(IN_FLIGHT)]
+        tasks = [
+            asyncio.create_task(client.get(f"{server.url}/health/ready")) for _ in range(IN_FLIGHT)
+        ]
         await asyncio.sleep(PAUSE_SECONDS / 3)
         assert not any(task.done() for task in tasks), "requests must still be in flight"
         server.process.send_signal(signal.SIGTERM)
@@ -50,8 +53,9 @@ async def _terminate_with_requests_in_flight(server: ServerProcess, redis_url: s
 async def test_sigterm_drains_in_flight_requests_and_closes_db_connections(
     fault_pg: PrivatePostgres, fault_redis: PrivateRedis, tmp_path: Path
 ) -> None:
-    env = fault_server_env(fault_pg, fault_redis,
-                           GRACEFUL_TIMEOUT_SECONDS=str(GRACEFUL_TIMEOUT_SECONDS))
+    env = fault_server_env(
+        fault_pg, fault_redis, GRACEFUL_TIMEOUT_SECONDS=str(GRACEFUL_TIMEOUT_SECONDS)
+    )
     with serve(env, tmp_path) as server:
         async with httpx.AsyncClient(timeout=10) as client:
             assert (await client.get(f"{server.url}/health/ready")).status_code == 200

@@ -18,8 +18,9 @@ from tests.support.private_services import PrivatePostgres
 ME = "/api/v1/users/me"
 
 
-async def _timed_get(client: httpx.AsyncClient, path: str,
-                     headers: dict[str, str]) -> tuple[int, float]:
+async def _timed_get(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str]
+) -> tuple[int, float]:
     started = time.monotonic()
     response = await client.get(path, headers=headers)
     return response.status_code, time.monotonic() - started
@@ -33,8 +34,9 @@ async def _wait_for(tasks: list[Timed], count: int, within: float) -> None:
     deadline = time.monotonic() + within
     pending = set(tasks)
     while len(tasks) - len(pending) < count and time.monotonic() < deadline:
-        _, pending = await asyncio.wait(pending, timeout=deadline - time.monotonic(),
-                                        return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait(
+            pending, timeout=deadline - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+        )
 
 
 async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
@@ -53,8 +55,10 @@ async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
             await transaction.start()
             await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
 
-            tasks = [asyncio.create_task(_timed_get(client, ME, headers))
-                     for _ in range(capacity + excess)]
+            tasks = [
+                asyncio.create_task(_timed_get(client, ME, headers))
+                for _ in range(capacity + excess)
+            ]
             await _wait_for(tasks, count=excess, within=settings.db_pool_timeout_seconds + 5)
             await asyncio.sleep(0.3)  # anything else finishing now would be a wrong answer
             done, pending = {t for t in tasks if t.done()}, {t for t in tasks if not t.done()}

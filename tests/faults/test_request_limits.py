@@ -16,10 +16,21 @@ MAX_BODY_BYTES = 4096
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, redis_url: str, redis_prefix: str, jwt_secret: str,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = base_env(DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix,
-                   JWT_KEYS=jwt_secret, MAX_BODY_BYTES=str(MAX_BODY_BYTES), LOG_LEVEL="warning")
+def server(
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    jwt_secret: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerProcess]:
+    env = base_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=redis_prefix,
+        JWT_KEYS=jwt_secret,
+        MAX_BODY_BYTES=str(MAX_BODY_BYTES),
+        LOG_LEVEL="warning",
+    )
     with serve(env, tmp_path_factory.mktemp("limits")) as process:
         yield process
 
@@ -34,8 +45,9 @@ def raw_request(server: ServerProcess, request: bytes) -> int:
 
 
 def test_a_20kb_header_is_a_4xx(server: ServerProcess) -> None:
-    response = httpx.get(f"{server.url}/health/live", headers={"X-Padding": "a" * 20_000},
-                         timeout=10)
+    response = httpx.get(
+        f"{server.url}/health/live", headers={"X-Padding": "a" * 20_000}, timeout=10
+    )
     assert 400 <= response.status_code < 500
     assert response.status_code == 431
 
@@ -47,14 +59,17 @@ def test_many_headers_adding_up_past_the_limit_are_a_4xx(server: ServerProcess) 
 
 
 def test_ordinary_headers_pass(server: ServerProcess) -> None:
-    response = httpx.get(f"{server.url}/health/live",
-                         headers={"Authorization": "Bearer " + "c" * 1500}, timeout=10)
+    response = httpx.get(
+        f"{server.url}/health/live", headers={"Authorization": "Bearer " + "c" * 1500}, timeout=10
+    )
     assert response.status_code == 200
 
 
 def test_declared_body_over_the_limit_is_413_before_it_is_sent(server: ServerProcess) -> None:
-    head = (f"POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n").encode()
+    head = (
+        f"POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
+    ).encode()
     assert raw_request(server, head) == 413
 
 
@@ -69,8 +84,12 @@ REGISTER = "/api/v1/auth/register"
 
 def test_declared_json_body_over_the_limit_is_413(server: ServerProcess) -> None:
     body = b'{"email": "big@example.com", "password": "' + b"p" * MAX_BODY_BYTES + b'"}'
-    response = httpx.post(f"{server.url}{REGISTER}", content=body,
-                          headers={"Content-Type": "application/json"}, timeout=10)
+    response = httpx.post(
+        f"{server.url}{REGISTER}",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 413
 
 
@@ -82,8 +101,12 @@ def test_chunked_body_over_the_limit_is_413(server: ServerProcess) -> None:
         yield b'"}'
 
     # A generator body is sent with Transfer-Encoding: chunked and no Content-Length.
-    response = httpx.post(f"{server.url}{REGISTER}", content=chunks(),
-                          headers={"Content-Type": "application/json"}, timeout=10)
+    response = httpx.post(
+        f"{server.url}{REGISTER}",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.request.headers.get("transfer-encoding") == "chunked"
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
@@ -94,8 +117,12 @@ def test_chunked_body_under_the_limit_is_processed(server: ServerProcess) -> Non
         yield b'{"email": "not-an-email", '
         yield b'"password": "short"}'
 
-    response = httpx.post(f"{server.url}{REGISTER}", content=chunks(),
-                          headers={"Content-Type": "application/json"}, timeout=10)
+    response = httpx.post(
+        f"{server.url}{REGISTER}",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 422
 
 
@@ -114,17 +141,25 @@ def test_chunked_body_under_the_limit_is_processed(server: ServerProcess) -> Non
         ("application/json; charset=utf-16", b'{"email": 1}'),
     ],
 )
-def test_malformed_or_mistyped_bodies_are_4xx(server: ServerProcess, content_type: str,
-                                              body: bytes) -> None:
-    response = httpx.post(f"{server.url}{REGISTER}", content=body,
-                          headers={"Content-Type": content_type}, timeout=10)
+def test_malformed_or_mistyped_bodies_are_4xx(
+    server: ServerProcess, content_type: str, body: bytes
+) -> None:
+    response = httpx.post(
+        f"{server.url}{REGISTER}", content=body, headers={"Content-Type": content_type}, timeout=10
+    )
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
 
 
 def test_malformed_login_form_is_4xx(server: ServerProcess) -> None:
-    for content_type, body in [("application/x-www-form-urlencoded", b"%%%=&&&"),
-                               ("application/json", b'{"username": "x", "password": "y"}'),
-                               ("multipart/form-data; boundary=q", b"--q\r\nno end")]:
-        response = httpx.post(f"{server.url}/api/v1/auth/login", content=body,
-                              headers={"Content-Type": content_type}, timeout=10)
+    for content_type, body in [
+        ("application/x-www-form-urlencoded", b"%%%=&&&"),
+        ("application/json", b'{"username": "x", "password": "y"}'),
+        ("multipart/form-data; boundary=q", b"--q\r\nno end"),
+    ]:
+        response = httpx.post(
+            f"{server.url}/api/v1/auth/login",
+            content=body,
+            headers={"Content-Type": content_type},
+            timeout=10,
+        )
         assert 400 <= response.status_code < 500, (content_type, response.status_code)

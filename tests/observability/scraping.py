@@ -16,8 +16,7 @@ def parse_metrics(text: str) -> Samples:
     return samples
 
 
-def value(samples: Samples, name: str,
-          **labels: str) -> float | None:
+def value(samples: Samples, name: str, **labels: str) -> float | None:
     """The sample `name` whose labels include `labels` (exactly one must match)."""
     wanted = set(labels.items())
     found = [v for (n, ls), v in samples.items() if n == name and wanted <= set(ls)]

@@ -22,8 +22,21 @@ COMPONENT = ROOT / "k8s" / "components" / "monitoring"
 OPERATIONS = ROOT / "docs" / "operations.md"
 
 #: PromQL words that look like metric names but are not.
-KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-            "unless", "offset", "inf", "nan"}
+KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
 DURATION = re.compile(r"^\d+[smhdwy]$")
 
 
@@ -33,8 +46,9 @@ def load(name: str) -> dict[str, Any]:
 
 
 def rules() -> list[dict[str, Any]]:
-    return [rule for group in load("prometheusrule.yaml")["spec"]["groups"]
-            for rule in group["rules"]]
+    return [
+        rule for group in load("prometheusrule.yaml")["spec"]["groups"] for rule in group["rules"]
+    ]
 
 
 def metric_names(expr: str) -> set[str]:
@@ -70,8 +84,10 @@ def exported() -> set[str]:
 
 
 def test_the_parser_finds_metric_names() -> None:
-    expr = ('sum by (namespace, pod) (rate(http_requests_total{route="/x", status=~"5.."}[5m]))'
-            " / on (pod) group_left max(db_pool_size + 1e-9) > 0.5 and time() - up offset 1h")
+    expr = (
+        'sum by (namespace, pod) (rate(http_requests_total{route="/x", status=~"5.."}[5m]))'
+        " / on (pod) group_left max(db_pool_size + 1e-9) > 0.5 and time() - up offset 1h"
+    )
     assert metric_names(expr) == {"http_requests_total", "db_pool_size", "up"}
 
 
@@ -106,8 +122,10 @@ def test_every_alert_names_only_metrics_the_app_exports(exported: set[str]) -> N
 def test_the_required_alerts_exist() -> None:
     by_name = {rule["alert"]: rule for rule in rules()}
     required = {
-        "SecretRefreshFailing": {"secret_refresh_failures_total",
-                                 "secret_last_refresh_success_timestamp"},
+        "SecretRefreshFailing": {
+            "secret_refresh_failures_total",
+            "secret_last_refresh_success_timestamp",
+        },
         "SecretOlderThanRotationPolicy": {"secret_age_seconds"},
         "JwtSigningKeyTooOld": {"jwt_signing_key_age_seconds"},
         "LoginFailureSpike": {"auth_login_failures_total"},
@@ -161,14 +179,21 @@ def test_the_component_renders_into_the_prod_overlay(tmp_path: Path) -> None:
     overlay = copy / "overlays" / "prod" / "kustomization.yaml"
     text = overlay.read_text()
     assert "  - ../../components/secrets-aws\n" in text
-    overlay.write_text(text.replace("  - ../../components/secrets-aws\n",
-                                    "  - ../../components/secrets-aws\n"
-                                    "  - ../../components/monitoring\n"))
-    result = subprocess.run([kubectl, "kustomize", str(overlay.parent)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    overlay.write_text(
+        text.replace(
+            "  - ../../components/secrets-aws\n",
+            "  - ../../components/secrets-aws\n  - ../../components/monitoring\n",
+        )
+    )
+    result = subprocess.run(
+        [kubectl, "kustomize", str(overlay.parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
-    docs = {(d["kind"], d["metadata"]["name"]): d
-            for d in yaml.safe_load_all(result.stdout) if d}
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout) if d}
     namespace = docs[("Deployment", "app")]["metadata"]["namespace"]
     assert docs[("ServiceMonitor", "app")]["metadata"]["namespace"] == namespace
     assert docs[("PrometheusRule", "app")]["metadata"]["namespace"] == namespace

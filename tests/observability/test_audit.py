@@ -41,11 +41,18 @@ async def audited(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncCl
     async def bye() -> None:
         audit.logout(user_id="u-1", family_id="fam-9")
 
-    for path, endpoint in [("/fail", fail), ("/lock", lock), ("/ok", succeed),
-                           ("/reuse", reuse), ("/logout", bye)]:
+    for path, endpoint in [
+        ("/fail", fail),
+        ("/lock", lock),
+        ("/ok", succeed),
+        ("/reuse", reuse),
+        ("/logout", bye),
+    ]:
         app.add_api_route(path, endpoint, methods=["POST"])
-    async with (app.router.lifespan_context(app),
-                client_for(app, client=("203.0.113.7", 5555)) as client):
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app, client=("203.0.113.7", 5555)) as client,
+    ):
         yield client
 
 
@@ -65,8 +72,9 @@ async def test_auth_events_move_their_counters(audited: httpx.AsyncClient) -> No
         assert value(after, name, **labels) == moved, name
 
 
-async def test_audit_lines_identify_without_revealing(audited: httpx.AsyncClient,
-                                                     json_logs: LogLines) -> None:
+async def test_audit_lines_identify_without_revealing(
+    audited: httpx.AsyncClient, json_logs: LogLines
+) -> None:
     await audited.post("/fail", headers={"X-Request-ID": "login-attempt-1"})
     await audited.post("/reuse", headers={"X-Request-ID": "refresh-2"})
     lines = [line for line in json_logs() if line["logger"] == "app.audit"]
@@ -77,14 +85,19 @@ async def test_audit_lines_identify_without_revealing(audited: httpx.AsyncClient
     assert failed["reason"] == "wrong_password"
     reuse = next(line for line in lines if line["event"] == "auth.refresh_reuse_detected")
     assert (reuse["family_id"], reuse["user_id"], reuse["request_id"]) == (
-        "fam-9", "u-1", "refresh-2")
+        "fam-9",
+        "u-1",
+        "refresh-2",
+    )
     raw = json_logs.raw()  # type: ignore[attr-defined]
     assert EMAIL not in raw
     assert EMAIL.lower() not in raw
 
 
 async def test_secret_loaded_events_name_source_not_value(
-    make_settings: SettingsFactory, jwt_secret: str, json_logs: LogLines,
+    make_settings: SettingsFactory,
+    jwt_secret: str,
+    json_logs: LogLines,
 ) -> None:
     app = create_app(make_settings())
     async with app.router.lifespan_context(app):

@@ -17,7 +17,8 @@ def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
 
 
 async def test_login_refresh_reuse_logout_and_lockout_are_counted_and_audited(
-    make_settings: SettingsFactory, json_logs: LogLines,
+    make_settings: SettingsFactory,
+    json_logs: LogLines,
 ) -> None:
     async with running_client(make_settings(login_max_failures=2)) as client:
         before = await scrape(client)
@@ -47,22 +48,48 @@ async def test_login_refresh_reuse_logout_and_lockout_are_counted_and_audited(
     assert delta(after, before, "auth_logins_total") == 2
     assert delta(after, before, "auth_refresh_reuse_detected_total") == 1
     assert delta(after, before, "auth_logouts_total") == 1
-    assert delta(after, before, "http_requests_total", method="POST",
-                 route="/api/v1/auth/login", status="401") == 3
+    assert (
+        delta(
+            after,
+            before,
+            "http_requests_total",
+            method="POST",
+            route="/api/v1/auth/login",
+            status="401",
+        )
+        == 3
+    )
 
     audit = [line for line in json_logs() if line["logger"] == "app.audit"]
     events = [line["event"] for line in audit if line["event"].startswith("auth.")]
-    assert events == ["auth.login_failed", "auth.login_failed", "auth.login_failed",
-                      "auth.login_locked", "auth.login_succeeded", "auth.refresh_reuse_detected",
-                      "auth.login_succeeded", "auth.logout"]
+    assert events == [
+        "auth.login_failed",
+        "auth.login_failed",
+        "auth.login_failed",
+        "auth.login_locked",
+        "auth.login_succeeded",
+        "auth.refresh_reuse_detected",
+        "auth.login_succeeded",
+        "auth.logout",
+    ]
     digest = hashlib.sha256(email.encode()).hexdigest()
     wrong = [line for line in audit if line.get("reason") == "wrong_password"]
     assert {(line["email_sha256"], line["user_id"]) for line in wrong} == {(digest, user["id"])}
     reuse = next(line for line in audit if line["event"] == "auth.refresh_reuse_detected")
     assert reuse["family_id"] == tokens["refresh_token"].split(".")[0]
-    assert all("request_id" in line and "client" in line for line in audit
-               if line["event"].startswith("auth."))
+    assert all(
+        "request_id" in line and "client" in line
+        for line in audit
+        if line["event"].startswith("auth.")
+    )
     raw = json_logs.raw()  # type: ignore[attr-defined]
-    for needle in (email, other, PASSWORD, "wrong password!", tokens["refresh_token"],
-                   tokens["access_token"], rotated.json()["refresh_token"]):
+    for needle in (
+        email,
+        other,
+        PASSWORD,
+        "wrong password!",
+        tokens["refresh_token"],
+        tokens["access_token"],
+        rotated.json()["refresh_token"],
+    ):
         assert needle not in raw

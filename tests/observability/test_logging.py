@@ -53,8 +53,9 @@ def test_text_lines_carry_the_request_id() -> None:
         assert TextFormatter().format(record).endswith("hello [rid-2]")
 
 
-async def test_access_lines_describe_each_request(client: httpx.AsyncClient,
-                                                 json_logs: LogLines) -> None:
+async def test_access_lines_describe_each_request(
+    client: httpx.AsyncClient, json_logs: LogLines
+) -> None:
     response = await client.get("/health/ready?token=abc", headers={"X-Request-ID": "ready-1"})
     access = [line for line in json_logs() if line["logger"] == "app.access"]
     line = next(line for line in access if line.get("request_id") == "ready-1")
@@ -73,7 +74,10 @@ def canary() -> str:
 
 
 async def test_no_secret_header_or_password_reaches_the_logs(
-    make_settings: SettingsFactory, tmp_path: Path, canary: str, json_logs: LogLines,
+    make_settings: SettingsFactory,
+    tmp_path: Path,
+    canary: str,
+    json_logs: LogLines,
 ) -> None:
     token_file = tmp_path / "metrics_token"
     token_file.write_text(canary)
@@ -90,15 +94,21 @@ async def test_no_secret_header_or_password_reaches_the_logs(
 
     app.add_api_route("/careless", careless, methods=["POST"])
     password = "Tr0ub4dor&3-horse-battery"
-    async with (app.router.lifespan_context(app),
-                client_for(app, raise_app_exceptions=False) as client):
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app, raise_app_exceptions=False) as client,
+    ):
         scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {canary}"})
         failed = await client.post(
-            "/careless", json={"email": "a@example.com", "password": password},
-            headers={"Authorization": f"Bearer {bearer}", "X-Request-ID": "careless-1"})
+            "/careless",
+            json={"email": "a@example.com", "password": password},
+            headers={"Authorization": f"Bearer {bearer}", "X-Request-ID": "careless-1"},
+        )
         invalid = await client.post(
-            "/careless", json={"email": ["not", "a", "string"], "password": password},
-            headers={"Authorization": f"Bearer {bearer}"})
+            "/careless",
+            json={"email": ["not", "a", "string"], "password": password},
+            headers={"Authorization": f"Bearer {bearer}"},
+        )
     assert scraped.status_code == 200
     assert failed.status_code == 500
     assert invalid.status_code == 422
@@ -110,8 +120,11 @@ async def test_no_secret_header_or_password_reaches_the_logs(
     assert bearer not in raw
     assert password not in raw
     # The crash is logged, with its request id and a (redacted) traceback.
-    crash = [line for line in lines if line.get("request_id") == "careless-1"
-             and line["level"] == "ERROR"]
+    crash = [
+        line
+        for line in lines
+        if line.get("request_id") == "careless-1" and line["level"] == "ERROR"
+    ]
     assert crash
     assert any("RuntimeError" in line.get("exc_info", "") for line in crash)
     # The careless handler's lines are there, masked, not dropped.

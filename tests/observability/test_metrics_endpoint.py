@@ -18,11 +18,14 @@ from tests.support.app import client_for
 
 
 @asynccontextmanager
-async def serving(settings: Settings, client_address: str = "127.0.0.1"
-                  ) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(
+    settings: Settings, client_address: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
-    async with (app.router.lifespan_context(app),
-                client_for(app, client=(client_address, 40000)) as client):
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app, client=(client_address, 40000)) as client,
+    ):
         yield client
 
 
@@ -90,7 +93,8 @@ async def test_without_a_token_only_allowed_networks_are_answered(
 
 
 async def test_a_configured_token_is_required_from_everywhere(
-    make_settings: SettingsFactory, tmp_path: Path,
+    make_settings: SettingsFactory,
+    tmp_path: Path,
 ) -> None:
     token = secrets.token_urlsafe(32)
     token_file = tmp_path / "metrics_token"
@@ -103,8 +107,12 @@ async def test_a_configured_token_is_required_from_everywhere(
     assert missing.headers["www-authenticate"] == "Bearer"
     assert right.status_code == 200
     samples = parse_metrics(right.text)
-    assert value(samples, "secret_last_refresh_success_timestamp", setting="METRICS_TOKEN",
-                 source="file") is not None
+    assert (
+        value(
+            samples, "secret_last_refresh_success_timestamp", setting="METRICS_TOKEN", source="file"
+        )
+        is not None
+    )
     assert token not in right.text
 
 

@@ -25,8 +25,10 @@ async def boom_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.Asy
         raise RuntimeError("boom")
 
     app.add_api_route("/boom", boom)
-    async with (app.router.lifespan_context(app),
-                client_for(app, raise_app_exceptions=False) as client):
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app, raise_app_exceptions=False) as client,
+    ):
         yield client
 
 
@@ -35,12 +37,20 @@ async def test_a_safe_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     assert response.headers["x-request-id"] == "req_1.2-3"
 
 
-@pytest.mark.parametrize("unsafe", [
-    "has space", "quote\"d", "x" * 129, "semi;colon", "new%0aline", "ünïcode", "",
-])
+@pytest.mark.parametrize(
+    "unsafe",
+    [
+        "has space",
+        'quote"d',
+        "x" * 129,
+        "semi;colon",
+        "new%0aline",
+        "ünïcode",
+        "",
+    ],
+)
 async def test_an_unsafe_request_id_is_replaced(client: httpx.AsyncClient, unsafe: str) -> None:
-    response = await client.get("/health/live",
-                                headers=[(b"x-request-id", unsafe.encode("utf-8"))])
+    response = await client.get("/health/live", headers=[(b"x-request-id", unsafe.encode("utf-8"))])
     assert GENERATED.fullmatch(response.headers["x-request-id"])
 
 
@@ -54,8 +64,9 @@ async def test_an_id_is_generated_per_request(client: httpx.AsyncClient) -> None
 
 async def test_answers_outside_routes_carry_the_id(boom_client: httpx.AsyncClient) -> None:
     missing = await boom_client.get("/nope", headers={"X-Request-ID": "r404"})
-    too_big = await boom_client.post("/health/live", content=b"x" * 1000,
-                                     headers={"X-Request-ID": "r413"})
+    too_big = await boom_client.post(
+        "/health/live", content=b"x" * 1000, headers={"X-Request-ID": "r413"}
+    )
     crashed = await boom_client.get("/boom", headers={"X-Request-ID": "r500"})
     assert (missing.status_code, missing.headers["x-request-id"]) == (404, "r404")
     assert (too_big.status_code, too_big.headers["x-request-id"]) == (413, "r413")

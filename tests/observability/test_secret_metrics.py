@@ -25,8 +25,9 @@ DAY = 86400.0
 DB = {"setting": "DATABASE_PASSWORD", "source": "file"}
 
 
-async def scrape_until(client: httpx.AsyncClient, condition: Callable[[Samples], bool],
-                       timeout: float = 15.0) -> Samples:
+async def scrape_until(
+    client: httpx.AsyncClient, condition: Callable[[Samples], bool], timeout: float = 15.0
+) -> Samples:
     """Scrape until `condition` holds (the refresher polls files every second)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -44,7 +45,9 @@ def write_aged(path: Path, text: str, age: float) -> None:
 
 
 async def test_rotation_refresh_failure_and_recovery_move_the_secret_metrics(
-    make_settings: SettingsFactory, tmp_path: Path, json_logs: LogLines,
+    make_settings: SettingsFactory,
+    tmp_path: Path,
+    json_logs: LogLines,
 ) -> None:
     # The test PostgreSQL trusts loopback, so any DATABASE_PASSWORD value connects.
     password = tmp_path / "database_password"
@@ -60,7 +63,8 @@ async def test_rotation_refresh_failure_and_recovery_move_the_secret_metrics(
         # Rotation: a new value in the file is picked up without a restart.
         password.write_text(secrets.token_urlsafe(24))
         rotated = await scrape_until(
-            client, lambda s: value(s, "secret_rotations_total", **DB) == 1)
+            client, lambda s: value(s, "secret_rotations_total", **DB) == 1
+        )
         assert (value(rotated, "secret_age_seconds", **DB) or 0) < 60
         assert (value(rotated, "secret_last_refresh_success_timestamp", **DB) or 0) > loaded_at
         assert value(rotated, "secret_refresh_failures_total", **DB) == 0
@@ -68,7 +72,8 @@ async def test_rotation_refresh_failure_and_recovery_move_the_secret_metrics(
         # The file disappears: refreshes fail, the last good value keeps serving.
         password.unlink()
         failing = await scrape_until(
-            client, lambda s: (value(s, "secret_refresh_failures_total", **DB) or 0) >= 1)
+            client, lambda s: (value(s, "secret_refresh_failures_total", **DB) or 0) >= 1
+        )
         last_success = value(failing, "secret_last_refresh_success_timestamp", **DB)
         assert (await client.get("/health/ready")).status_code == 200
 
@@ -76,24 +81,32 @@ async def test_rotation_refresh_failure_and_recovery_move_the_secret_metrics(
         failures = value(failing, "secret_refresh_failures_total", **DB) or 0
         password.mkdir()
         worse = await scrape_until(
-            client, lambda s: (value(s, "secret_refresh_failures_total", **DB) or 0) > failures)
+            client, lambda s: (value(s, "secret_refresh_failures_total", **DB) or 0) > failures
+        )
         assert value(worse, "secret_last_refresh_success_timestamp", **DB) == last_success
 
         # Recovery: a readable file again; the success timestamp moves on.
         shutil.rmtree(password)
         password.write_text(secrets.token_urlsafe(24))
         recovered = await scrape_until(
-            client, lambda s: (value(s, "secret_last_refresh_success_timestamp", **DB) or 0)
-            > (last_success or 0))
+            client,
+            lambda s: (
+                (value(s, "secret_last_refresh_success_timestamp", **DB) or 0) > (last_success or 0)
+            ),
+        )
         assert value(recovered, "secret_rotations_total", **DB) == 2
 
     events = [line for line in json_logs() if line["logger"] == "app.audit"]
-    failed = [e for e in events if e["event"] == "secret.refresh_failed"
-              and e["setting"] == "DATABASE_PASSWORD"]
+    failed = [
+        e
+        for e in events
+        if e["event"] == "secret.refresh_failed" and e["setting"] == "DATABASE_PASSWORD"
+    ]
     assert failed
     assert all(e["source"] == "file" for e in failed)
-    rotated_events = [e for e in events if e["event"] == "secret.rotated"
-                      and e["setting"] == "DATABASE_PASSWORD"]
+    rotated_events = [
+        e for e in events if e["event"] == "secret.rotated" and e["setting"] == "DATABASE_PASSWORD"
+    ]
     assert len(rotated_events) == 2
 
 
@@ -103,7 +116,9 @@ def hs256(kid: str, **times: float) -> dict[str, Any]:
 
 
 async def test_key_ring_metrics_and_audit_follow_the_ring(
-    make_settings: SettingsFactory, tmp_path: Path, json_logs: LogLines,
+    make_settings: SettingsFactory,
+    tmp_path: Path,
+    json_logs: LogLines,
 ) -> None:
     now = time.time()
     ring = [hs256("current", iat=now - 2 * DAY), hs256("previous", iat=now - 40 * DAY)]

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_served_logs_are_json_with_request_ids_and_no_secrets(
-    server_env: dict[str, str], tmp_path: Path,
+    server_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     canary = "metrics-canary-" + secrets.token_hex(16)
     password = "pw-canary-" + secrets.token_hex(8)
@@ -28,10 +29,20 @@ def test_served_logs_are_json_with_request_ids_and_no_secrets(
         with httpx.Client(base_url=server.url, timeout=10) as client:
             live = client.get("/health/live", headers={"X-Request-ID": "tcp-live-1"})
             assert live.headers["x-request-id"] == "tcp-live-1"
-            assert client.post("/api/v1/auth/register",
-                               json={"email": email, "password": password}).status_code == 201
-            assert client.post("/api/v1/auth/login", data={"username": email, "password": "x"},
-                               headers={"X-Request-ID": "tcp-login-1"}).status_code == 401
+            assert (
+                client.post(
+                    "/api/v1/auth/register", json={"email": email, "password": password}
+                ).status_code
+                == 201
+            )
+            assert (
+                client.post(
+                    "/api/v1/auth/login",
+                    data={"username": email, "password": "x"},
+                    headers={"X-Request-ID": "tcp-login-1"},
+                ).status_code
+                == 401
+            )
             assert client.get("/metrics").status_code == 401
             scraped = client.get("/metrics", headers={"Authorization": f"Bearer {canary}"})
             assert scraped.status_code == 200
@@ -49,8 +60,10 @@ def test_served_logs_are_json_with_request_ids_and_no_secrets(
     assert access["tcp-login-1"]["route"] == "/api/v1/auth/login"
     assert access["tcp-login-1"]["status"] == 401
     audit = [line for line in lines if line["logger"] == "app.audit"]
-    assert any(line.get("event") == "auth.login_failed" and line.get("request_id") ==
-               "tcp-login-1" for line in audit)
+    assert any(
+        line.get("event") == "auth.login_failed" and line.get("request_id") == "tcp-login-1"
+        for line in audit
+    )
     for needle in (canary, password, email, "Bearer "):
         assert needle not in output
 

@@ -62,10 +62,15 @@ async def test_tracing_is_off_by_default(make_settings: SettingsFactory) -> None
 
 
 async def test_requests_sql_and_redis_are_exported_without_secrets(
-    make_settings: SettingsFactory, receiver: Receiver, jwt_secret: str,
+    make_settings: SettingsFactory,
+    receiver: Receiver,
+    jwt_secret: str,
 ) -> None:
-    app = create_app(make_settings(otel_exporter_otlp_endpoint=receiver.endpoint,
-                                   otel_service_name="traced-test"))
+    app = create_app(
+        make_settings(
+            otel_exporter_otlp_endpoint=receiver.endpoint, otel_service_name="traced-test"
+        )
+    )
     assert has_otel_middleware(app)
     email = new_email()
     async with app.router.lifespan_context(app), client_for(app) as client:
@@ -90,8 +95,23 @@ async def test_requests_sql_and_redis_are_exported_without_secrets(
     assert "POST /api/v1/auth/register" in names
     assert "POST /api/v1/auth/login" in names
     assert any(name.startswith(("INSERT", "SELECT")) for name in names), names
-    assert any(name.split()[0] in {"EVALSHA", "EVAL", "GET", "SET", "INCR", "DEL", "HSET",
-                                   "PIPELINE", "MULTI", "EXISTS", "ZADD", "PUBLISH"}
-               for name in names), names
+    assert any(
+        name.split()[0]
+        in {
+            "EVALSHA",
+            "EVAL",
+            "GET",
+            "SET",
+            "INCR",
+            "DEL",
+            "HSET",
+            "PIPELINE",
+            "MULTI",
+            "EXISTS",
+            "ZADD",
+            "PUBLISH",
+        }
+        for name in names
+    ), names
     for secret in (PASSWORD, jwt_secret, tokens["access_token"], tokens["refresh_token"], email):
         assert secret.encode() not in dump

@@ -32,8 +32,13 @@ async def test_load_and_rotation_are_audited_without_values(
     clear_secret_env(monkeypatch)
     password_file = tmp_path / "redis_password"
     password_file.write_text("audit-first-password")
-    settings = Settings(_env_file=None, app_env="test", jwt_keys=JWT,
-                        redis_password_file=password_file, secrets_dir=str(tmp_path / "none"))
+    settings = Settings(
+        _env_file=None,
+        app_env="test",
+        jwt_keys=JWT,
+        redis_password_file=password_file,
+        secrets_dir=str(tmp_path / "none"),
+    )
     with caplog.at_level(logging.INFO, logger="app.audit"):
         store = await SecretStore.open(settings)
         try:
@@ -58,12 +63,14 @@ async def test_load_and_rotation_are_audited_without_values(
     assert all(isinstance(event["ts"], float | int) for event in loaded)
 
     assert [(e["event"], e["setting"], e["source"]) for e in rotated] == [
-        ("secret.rotated", "REDIS_PASSWORD", "file")]
+        ("secret.rotated", "REDIS_PASSWORD", "file")
+    ]
     assert rotated[0]["version"] != by_setting["REDIS_PASSWORD"]["version"]
     assert rotated[0]["previous_version"] == by_setting["REDIS_PASSWORD"]["version"]
 
     assert [(e["event"], e["setting"]) for e in failed] == [
-        ("secret.refresh_failed", "REDIS_PASSWORD")]
+        ("secret.refresh_failed", "REDIS_PASSWORD")
+    ]
 
     text = json.dumps(loaded + rotated + failed)
     for secret in (JWT, "audit-first-password", "audit-second-password"):

@@ -30,9 +30,12 @@ async def test_new_connections_use_the_rotated_password(
         cluster.psql(f"CREATE ROLE app LOGIN PASSWORD '{pw1}'")
         password_file = tmp_path / "database_password"
         write_atomically(password_file, pw1)
-        settings = make_settings(database_url=cluster.url("app"),
-                                 database_password_file=password_file,
-                                 db_pool_recycle_seconds=1, secrets_refresh_seconds=1)
+        settings = make_settings(
+            database_url=cluster.url("app"),
+            database_password_file=password_file,
+            db_pool_recycle_seconds=1,
+            secrets_refresh_seconds=1,
+        )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             engine = app.state.engine
@@ -44,8 +47,13 @@ async def test_new_connections_use_the_rotated_password(
 
                 cluster.psql(f"ALTER ROLE app PASSWORD '{pw2}'")
                 with pytest.raises(asyncpg.InvalidPasswordError):  # the server really checks
-                    await asyncpg.connect(host="127.0.0.1", port=cluster.port, user="app",
-                                          password=pw1, database="postgres")
+                    await asyncpg.connect(
+                        host="127.0.0.1",
+                        port=cluster.port,
+                        user="app",
+                        password=pw1,
+                        database="postgres",
+                    )
                 write_atomically(password_file, pw2)
 
                 deadline = time.monotonic() + settings.secrets_refresh_seconds + 1
@@ -56,8 +64,9 @@ async def test_new_connections_use_the_rotated_password(
 
                 ready = await client.get("/health/ready")
                 async with engine.connect() as connection:
-                    row = (await connection.execute(text(
-                        "SELECT pg_backend_pid(), current_user"))).one()
+                    row = (
+                        await connection.execute(text("SELECT pg_backend_pid(), current_user"))
+                    ).one()
                 await engine.dispose()  # and a pool with no connections at all
                 async with engine.connect() as connection:
                     fresh = (await connection.execute(text("SELECT current_user"))).scalar()

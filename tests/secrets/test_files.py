@@ -24,8 +24,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make(tmp_path: Path, **values: object) -> Settings:
-    defaults: dict[str, object] = {"app_env": "test", "secrets_dir": str(tmp_path / "nodir"),
-                                   "secrets_refresh_seconds": 1}
+    defaults: dict[str, object] = {
+        "app_env": "test",
+        "secrets_dir": str(tmp_path / "nodir"),
+        "secrets_refresh_seconds": 1,
+    }
     return Settings(_env_file=None, **{**defaults, **values})
 
 
@@ -52,8 +55,9 @@ async def wait_for(predicate: object, timeout: float) -> float:
         ("line one\nline two\n", "line one\nline two"),
     ],
 )
-async def test_only_one_trailing_newline_is_stripped(tmp_path: Path, content: str,
-                                                     value: str) -> None:
+async def test_only_one_trailing_newline_is_stripped(
+    tmp_path: Path, content: str, value: str
+) -> None:
     path = tmp_path / "redis_password"
     path.write_bytes(content.encode())
     store = await SecretStore.open(make(tmp_path, jwt_keys=JWT, redis_password_file=path))
@@ -141,8 +145,9 @@ async def test_rename_over_the_file_is_served_without_restart(tmp_path: Path) ->
 async def test_in_place_rewrite_is_served_without_restart(tmp_path: Path) -> None:
     path = tmp_path / "database_password"
     path.write_text("first-password")
-    settings = make(tmp_path, jwt_keys=JWT, database_password_file=path,
-                    secrets_refresh_seconds=30)  # the change itself triggers the reload
+    settings = make(
+        tmp_path, jwt_keys=JWT, database_password_file=path, secrets_refresh_seconds=30
+    )  # the change itself triggers the reload
     store = await SecretStore.open(settings)
     store.start()
     try:

@@ -55,13 +55,18 @@ def generation_of(value: str) -> int:
     return int(value.split("-", 1)[0].removeprefix("gen"))
 
 
-async def test_swap_is_served_whole_and_in_time(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_swap_is_served_whole_and_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clear_secret_env(monkeypatch)
     volume = SecretVolume(tmp_path / "mount")
     volume.publish()
-    settings = Settings(_env_file=None, app_env="test", secrets_dir=str(volume.root),
-                        secrets_refresh_seconds=REFRESH_SECONDS)
+    settings = Settings(
+        _env_file=None,
+        app_env="test",
+        secrets_dir=str(volume.root),
+        secrets_refresh_seconds=REFRESH_SECONDS,
+    )
     store = await SecretStore.open(settings)
     assert {store.entry(name.upper()).source for name in FILES} == {"dir"}  # type: ignore[union-attr]
     store.start()
@@ -73,8 +78,10 @@ async def test_swap_is_served_whole_and_in_time(tmp_path: Path,
     async def reader() -> None:
         while not stop.is_set():
             snapshot = store.snapshot()
-            generations = {name: generation_of(snapshot[name.upper()].value.get_secret_value())
-                           for name in FILES}
+            generations = {
+                name: generation_of(snapshot[name.upper()].value.get_secret_value())
+                for name in FILES
+            }
             if len(set(generations.values())) != 1:
                 mixes.append(generations)
             observed.update(generations.values())
@@ -87,7 +94,8 @@ async def test_swap_is_served_whole_and_in_time(tmp_path: Path,
             started = time.monotonic()
             while generation not in observed:
                 assert time.monotonic() - started < REFRESH_SECONDS + 1, (
-                    f"generation {generation} not served within {REFRESH_SECONDS + 1}s")
+                    f"generation {generation} not served within {REFRESH_SECONDS + 1}s"
+                )
                 await asyncio.sleep(0.02)
     finally:
         stop.set()

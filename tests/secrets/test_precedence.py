@@ -28,10 +28,17 @@ def expected(env: bool, file: bool, directory: bool) -> str:
 
 
 @pytest.mark.parametrize("setting", SECRET_SETTINGS)
-@pytest.mark.parametrize(("env", "file", "directory"), COMBINATIONS,
-                         ids=lambda flag: "on" if flag else "off")
-async def test_precedence(setting: str, env: bool, file: bool, directory: bool, tmp_path: Path,
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("env", "file", "directory"), COMBINATIONS, ids=lambda flag: "on" if flag else "off"
+)
+async def test_precedence(
+    setting: str,
+    env: bool,
+    file: bool,
+    directory: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     clear_secret_env(monkeypatch)
     values = {source: valid_value(setting, f"{source}-") for source in ("env", "file", "dir")}
     secrets_dir = tmp_path / "secrets"
@@ -83,8 +90,7 @@ async def test_later_secrets_dir_wins(tmp_path: Path, monkeypatch: pytest.Monkey
     (first / "jwt_keys").write_text("first-" + "a" * 40)
     (second / "jwt_keys").write_text("second-" + "b" * 40)
     (first / "redis_password").write_text("only-in-first")
-    settings = Settings(_env_file=None, app_env="test",
-                        secrets_dir=f"{first}:{second}:{third}")
+    settings = Settings(_env_file=None, app_env="test", secrets_dir=f"{first}:{second}:{third}")
     store = await SecretStore.open(settings)
     try:
         jwt_keys = store.entry("JWT_KEYS")
@@ -104,8 +110,13 @@ async def test_file_reference_in_the_variable_reads_the_file(
     clear_secret_env(monkeypatch)
     target = tmp_path / "db-password"
     target.write_text("from-a-reference\n")
-    settings = Settings(_env_file=None, app_env="test", jwt_keys="k" * 40,
-                        database_password=f"file://{target}", secrets_dir=str(tmp_path / "none"))
+    settings = Settings(
+        _env_file=None,
+        app_env="test",
+        jwt_keys="k" * 40,
+        database_password=f"file://{target}",
+        secrets_dir=str(tmp_path / "none"),
+    )
     store = await SecretStore.open(settings)
     try:
         entry = store.entry("DATABASE_PASSWORD")

@@ -22,8 +22,13 @@ from tests.secrets.helpers import clear_secret_env
 
 def forms(value: str) -> list[str]:
     raw = value.encode()
-    return [value, quote(value, safe=""), quote_plus(value), base64.b64encode(raw).decode(),
-            base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+    return [
+        value,
+        quote(value, safe=""),
+        quote_plus(value),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
 
 
 @pytest.fixture
@@ -46,13 +51,27 @@ async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     clear_secret_env(monkeypatch)
     password_file = tmp_path / "database_password"
     password_file.write_text("Pa$$ word/with+specials=" + secrets.token_hex(8))
-    jwks = {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256",
-                      "k": base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")}]}
-    settings = Settings(_env_file=None, app_env="test", secrets_dir=str(tmp_path / "none"),
-                        jwt_keys=json.dumps(jwks), database_password_file=password_file,
-                        redis_password="redis-" + secrets.token_urlsafe(24),
-                        database_credentials=json.dumps(
-                            {"username": "app", "password": "cred-" + secrets.token_hex(12)}))
+    jwks = {
+        "keys": [
+            {
+                "kty": "oct",
+                "kid": "k1",
+                "alg": "HS256",
+                "k": base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("="),
+            }
+        ]
+    }
+    settings = Settings(
+        _env_file=None,
+        app_env="test",
+        secrets_dir=str(tmp_path / "none"),
+        jwt_keys=json.dumps(jwks),
+        database_password_file=password_file,
+        redis_password="redis-" + secrets.token_urlsafe(24),
+        database_credentials=json.dumps(
+            {"username": "app", "password": "cred-" + secrets.token_hex(12)}
+        ),
+    )
     opened = await SecretStore.open(settings)
     unregister = register_secret_source(opened)
     yield opened
@@ -66,13 +85,14 @@ def value(store: SecretStore, name: str) -> str:
     return secret.get_secret_value()
 
 
-async def test_every_form_of_every_secret_is_masked(store: SecretStore,
-                                                    sink: io.StringIO) -> None:
+async def test_every_form_of_every_secret_is_masked(store: SecretStore, sink: io.StringIO) -> None:
     logger = logging.getLogger("tests.redaction")
     jwk_k = json.loads(value(store, "JWT_KEYS"))["keys"][0]["k"]
     db_credentials_password = json.loads(value(store, "DATABASE_CREDENTIALS"))["password"]
-    plain = [value(store, n) for n in ("DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS",
-                                      "DATABASE_CREDENTIALS")]
+    plain = [
+        value(store, n)
+        for n in ("DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS", "DATABASE_CREDENTIALS")
+    ]
     plain += [jwk_k, db_credentials_password]
     for secret in plain:
         for form in forms(secret):
@@ -118,15 +138,23 @@ def test_credentials_in_headers_and_tokens_are_masked(sink: io.StringIO, line: s
     logging.getLogger("tests.redaction").info(line)
     output = sink.getvalue()
     assert REDACTED in output
-    for credential in ("abc.def-ghi_jkl+mno", "dXNlcjpwYXNzd29yZA==", "c2lnbmF0dXJlc2ln",
-                       "response=abcdef0123", "url-pw-abcdef0123"):
+    for credential in (
+        "abc.def-ghi_jkl+mno",
+        "dXNlcjpwYXNzd29yZA==",
+        "c2lnbmF0dXJlc2ln",
+        "response=abcdef0123",
+        "url-pw-abcdef0123",
+    ):
         assert credential not in output
 
 
-@pytest.mark.parametrize("line", [
-    "GET /health/ready 200 basic check ok",
-    "connecting to redis://127.0.0.1:6379/0 and postgresql://app@db:5432/app",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GET /health/ready 200 basic check ok",
+        "connecting to redis://127.0.0.1:6379/0 and postgresql://app@db:5432/app",
+    ],
+)
 def test_ordinary_lines_are_untouched(sink: io.StringIO, line: str) -> None:
     logging.getLogger("tests.redaction").info(line)
     assert sink.getvalue().strip() == f"INFO {line}"

@@ -28,15 +28,20 @@ async def test_acl_password_rotation_never_fails_a_command(
     pw1, pw2, admin_pw = (secrets.token_urlsafe(24) for _ in range(3))
     with private_redis() as server:
         admin = Redis.from_url(server.url)
-        await admin.execute_command("ACL", "SETUSER", "admin", "on", f">{admin_pw}", "~*", "&*",
-                                    "+@all")
+        await admin.execute_command(
+            "ACL", "SETUSER", "admin", "on", f">{admin_pw}", "~*", "&*", "+@all"
+        )
         await admin.auth(admin_pw, "admin")
         await admin.execute_command("ACL", "SETUSER", "app", "on", f">{pw1}", "~*", "+@all")
         await admin.execute_command("ACL", "SETUSER", "default", "off")  # no anonymous access
         password_file = tmp_path / "redis_password"
         write_atomically(password_file, pw1)
-        settings = make_settings(redis_url=server.url, redis_username="app",
-                                 redis_password_file=password_file, secrets_refresh_seconds=1)
+        settings = make_settings(
+            redis_url=server.url,
+            redis_username="app",
+            redis_password_file=password_file,
+            secrets_refresh_seconds=1,
+        )
         app = create_app(settings)
         failures: list[str] = []
         commands = 0

@@ -24,9 +24,15 @@ def b64(data: bytes) -> str:
 
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    values: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(uuid.uuid4()),
-                              "iat": now, "nbf": now, "exp": now + 300,
-                              "jti": secrets.token_urlsafe(8)}
+    values: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": secrets.token_urlsafe(8),
+    }
     values.update(overrides)
     return {k: v for k, v in values.items() if v is not None}
 
@@ -42,10 +48,11 @@ def sign_with(document: dict[str, Any], payload: dict[str, Any], **header: Any) 
     return jwt.encode(payload, key.key, algorithm=document["alg"], headers=headers)
 
 
-def forge_hmac(secret: bytes, payload: dict[str, Any], header: dict[str, Any],
-               digest: Any = hashlib.sha256) -> str:
+def forge_hmac(
+    secret: bytes, payload: dict[str, Any], header: dict[str, Any], digest: Any = hashlib.sha256
+) -> str:
     """An HS* token made by hand: attackers do not ask PyJWT for permission."""
-    signing_input = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode()))
+    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode())
     signature = hmac.new(secret, signing_input.encode(), digest).digest()
     return f"{signing_input}.{b64(signature)}"
 

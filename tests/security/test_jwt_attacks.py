@@ -53,22 +53,26 @@ def test_a_legitimate_token_passes(ring: KeyRing, rsa_key: dict[str, object]) ->
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE", ""])
 @pytest.mark.parametrize("with_signature", [False, True])
-def test_alg_none_in_any_casing(ring: KeyRing, rsa_key: dict[str, object], alg: str,
-                                with_signature: bool) -> None:
+def test_alg_none_in_any_casing(
+    ring: KeyRing, rsa_key: dict[str, object], alg: str, with_signature: bool
+) -> None:
     genuine = sign_with(rsa_key, claims())
     header = {"alg": alg, "kid": rsa_key["kid"], "typ": "at+jwt"}
     signature = genuine.rsplit(".", 1)[1] if with_signature else ""
     assert rejected(ring, unsigned(claims(), header, signature))
 
 
-def test_hs_rs_confusion_with_the_published_public_key(ring: KeyRing,
-                                                       rsa_key: dict[str, object]) -> None:
+def test_hs_rs_confusion_with_the_published_public_key(
+    ring: KeyRing, rsa_key: dict[str, object]
+) -> None:
     public = next(k for k in ring.public_jwks()["keys"] if k["kid"] == rsa_key["kid"])
     public_obj = jwt.PyJWK(public).key
-    pem = public_obj.public_bytes(serialization.Encoding.PEM,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo)
-    der = public_obj.public_bytes(serialization.Encoding.DER,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = public_obj.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    der = public_obj.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     for secret in (pem, der, json.dumps(public).encode(), public["n"].encode()):
         for alg, digest in (("HS256", hashlib.sha256), ("HS512", hashlib.sha512)):
             header = {"alg": alg, "kid": rsa_key["kid"], "typ": "at+jwt"}
@@ -88,18 +92,32 @@ def test_tampered_payload(ring: KeyRing, rsa_key: dict[str, object]) -> None:
     assert rejected(ring, f"{header}.{forged_payload}.{signature}")
 
 
-@pytest.mark.parametrize("secret", [b"", b"secret", b"changeme", b"your-256-bit-secret",
-                                    b"password", b"jwt-secret"])
-def test_empty_and_common_hmac_secrets(ring: KeyRing, hmac_key: dict[str, object],
-                                       secret: bytes) -> None:
+@pytest.mark.parametrize(
+    "secret", [b"", b"secret", b"changeme", b"your-256-bit-secret", b"password", b"jwt-secret"]
+)
+def test_empty_and_common_hmac_secrets(
+    ring: KeyRing, hmac_key: dict[str, object], secret: bytes
+) -> None:
     header = {"alg": "HS256", "kid": hmac_key["kid"], "typ": "at+jwt"}
     assert rejected(ring, forge_hmac(secret, claims(), header))
 
 
-@pytest.mark.parametrize("kid", [
-    "../../../../etc/passwd", "/dev/null", "' OR '1'='1' --", "x" * 10_000, 1, 0, None, "",
-    ["list"], {"obj": 1}, "unknown-kid",
-])
+@pytest.mark.parametrize(
+    "kid",
+    [
+        "../../../../etc/passwd",
+        "/dev/null",
+        "' OR '1'='1' --",
+        "x" * 10_000,
+        1,
+        0,
+        None,
+        "",
+        ["list"],
+        {"obj": 1},
+        "unknown-kid",
+    ],
+)
 def test_hostile_or_unknown_kid(hmac_key: dict[str, object], kid: object) -> None:
     counted = KeyRing.parse(ring_text(hmac_key))
     secret = jwt.PyJWK(hmac_key).key
@@ -146,8 +164,7 @@ def listener() -> Iterator[tuple[str, list[bytes]]]:
 
 @pytest.mark.parametrize("parameter", ["jku", "x5u"])
 def test_jku_and_x5u_are_refused_and_never_fetched(
-    ring: KeyRing, rsa_key: dict[str, object], listener: tuple[str, list[bytes]],
-    parameter: str
+    ring: KeyRing, rsa_key: dict[str, object], listener: tuple[str, list[bytes]], parameter: str
 ) -> None:
     url, received = listener
     token = sign_with(rsa_key, claims(), **{parameter: url})
@@ -156,21 +173,24 @@ def test_jku_and_x5u_are_refused_and_never_fetched(
     assert received == [], "the verifier must never contact a URL from the token"
 
 
-@pytest.mark.parametrize("bad", [
-    {"exp": int(time.time()) - 60},
-    {"nbf": int(time.time()) + 3600},
-    {"iat": int(time.time()) + 3600},
-    {"exp": None},
-    {"iat": None},
-    {"nbf": None},
-    {"jti": None},
-    {"sub": None},
-    {"iss": None},
-    {"aud": None},
-    {"aud": "someone-else"},
-    {"aud": ["app", "someone-else"]},
-    {"iss": "https://evil.example"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"exp": int(time.time()) - 60},
+        {"nbf": int(time.time()) + 3600},
+        {"iat": int(time.time()) + 3600},
+        {"exp": None},
+        {"iat": None},
+        {"nbf": None},
+        {"jti": None},
+        {"sub": None},
+        {"iss": None},
+        {"aud": None},
+        {"aud": "someone-else"},
+        {"aud": ["app", "someone-else"]},
+        {"iss": "https://evil.example"},
+    ],
+)
 def test_claims(ring: KeyRing, rsa_key: dict[str, object], bad: dict[str, object]) -> None:
     assert rejected(ring, sign_with(rsa_key, claims(**bad)))
 
@@ -193,8 +213,19 @@ def test_wrong_typ(ring: KeyRing, rsa_key: dict[str, object]) -> None:
     assert rejected(ring, sign_with(rsa_key, claims(), typ="refresh+jwt"))
 
 
-@pytest.mark.parametrize("token", ["", ".", "..", "a.b", "a.b.c", "e30.e30.", "x" * 10_000,
-                                   "eyJhbGciOiJIUzI1NiJ9." + "A" * 50_000 + ".sig"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        ".",
+        "..",
+        "a.b",
+        "a.b.c",
+        "e30.e30.",
+        "x" * 10_000,
+        "eyJhbGciOiJIUzI1NiJ9." + "A" * 50_000 + ".sig",
+    ],
+)
 def test_garbage(ring: KeyRing, token: str) -> None:
     assert rejected(ring, token)
 

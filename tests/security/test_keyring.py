@@ -29,8 +29,10 @@ def rfc7638_oct(secret: bytes) -> str:
 def test_raw_secrets_first_is_newest_and_kid_is_the_rfc7638_thumbprint() -> None:
     newest, older = secrets.token_urlsafe(40), secrets.token_urlsafe(40)
     ring = KeyRing.parse(f"{newest}\n{older}\n")
-    assert [key.kid for key in ring.keys] == [rfc7638_oct(newest.encode()),
-                                              rfc7638_oct(older.encode())]
+    assert [key.kid for key in ring.keys] == [
+        rfc7638_oct(newest.encode()),
+        rfc7638_oct(older.encode()),
+    ]
     assert all(key.alg == "HS256" for key in ring.keys)
     signing = ring.signing_key()
     assert signing is not None
@@ -42,12 +44,15 @@ def test_rfc7638_example_thumbprint() -> None:
     from app.security.keyring import jwk_thumbprint
 
     example = {
-        "kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
+        "kty": "RSA",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29",
         "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6t"
-             "Soc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v"
-             "-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08"
-             "qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8"
-             "awapJzKnqDKgw",
+        "Soc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v"
+        "-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08"
+        "qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8"
+        "awapJzKnqDKgw",
     }
     assert jwk_thumbprint(example) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
@@ -80,16 +85,19 @@ def test_every_supported_alg_round_trips(alg: str) -> None:
     assert verify(ring, ring.sign(claims(), "at+jwt"))["aud"] == "app"
 
 
-@pytest.mark.parametrize(("mutation", "fragment"), [
-    ({"alg": "none"}, "alg must be one of"),
-    ({"alg": "PS256"}, "alg must be one of"),
-    ({"alg": None}, "alg must be one of"),
-    ({"alg": "RS256"}, "needs kty RSA"),
-    ({"kid": ""}, "kid must be"),
-    ({"kid": "k" * 129}, "kid must be"),
-    ({"nbf": "tomorrow"}, "nbf must be a number"),
-    ({"use": "enc"}, "use must be"),
-])
+@pytest.mark.parametrize(
+    ("mutation", "fragment"),
+    [
+        ({"alg": "none"}, "alg must be one of"),
+        ({"alg": "PS256"}, "alg must be one of"),
+        ({"alg": None}, "alg must be one of"),
+        ({"alg": "RS256"}, "needs kty RSA"),
+        ({"kid": ""}, "kid must be"),
+        ({"kid": "k" * 129}, "kid must be"),
+        ({"nbf": "tomorrow"}, "nbf must be a number"),
+        ({"use": "enc"}, "use must be"),
+    ],
+)
 def test_bad_keys_are_refused_naming_the_key_not_its_material(
     mutation: dict[str, object], fragment: str
 ) -> None:
@@ -106,8 +114,14 @@ def test_bad_keys_are_refused_naming_the_key_not_its_material(
 def test_unparsable_rings_never_show_material() -> None:
     private = new_jwk("RS256")
     broken = {**private, "n": private["n"][:-10] + "!!!!"}
-    for text in ["", "   \n ", "{not json " + private["d"], ring_text(broken), '{"keys": 5}',
-                 json.dumps({"keys": [private, private]})]:
+    for text in [
+        "",
+        "   \n ",
+        "{not json " + private["d"],
+        ring_text(broken),
+        '{"keys": 5}',
+        json.dumps({"keys": [private, private]}),
+    ]:
         with pytest.raises(KeyRingError) as caught:
             KeyRing.parse(text)
         assert private["d"] not in str(caught.value)
@@ -132,8 +146,12 @@ def test_weak_key_problems_name_kids() -> None:
     weak = rsa.generate_private_key(65537, 1024)  # noqa: S505 - weak on purpose
     small = RSAAlgorithm.to_jwk(weak, as_dict=True)
     small.update({"kid": "small-rsa", "alg": "RS256"})
-    short = {"kty": "oct", "k": base64.urlsafe_b64encode(b"x" * 16).decode().rstrip("="),
-             "kid": "short", "alg": "HS256"}
+    short = {
+        "kty": "oct",
+        "k": base64.urlsafe_b64encode(b"x" * 16).decode().rstrip("="),
+        "kid": "short",
+        "alg": "HS256",
+    }
     strong = new_jwk("EdDSA")
     ring = KeyRing.parse(ring_text(small, short, strong))
     problems = ring.weak_key_problems()
@@ -147,8 +165,15 @@ def test_weak_key_problems_name_kids() -> None:
 
 
 def test_kid_lookup_tries_exactly_one_key_in_a_ring_of_1000() -> None:
-    documents = [{"kty": "oct", "k": base64.urlsafe_b64encode(secrets.token_bytes(32))
-                  .decode().rstrip("="), "kid": f"k{i}", "alg": "HS256"} for i in range(1000)]
+    documents = [
+        {
+            "kty": "oct",
+            "k": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="),
+            "kid": f"k{i}",
+            "alg": "HS256",
+        }
+        for i in range(1000)
+    ]
     ring = KeyRing.parse(ring_text(*documents))
     target = documents[777]
     token = sign_with(target, claims())

@@ -35,8 +35,14 @@ from tests.support.app import client_for, running_app
 
 async def _insert_user(database_url: str) -> uuid.UUID:
     user_id = uuid.uuid4()
-    await sql(database_url, ("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')",
-                             user_id, f"{user_id.hex}@example.com"))
+    await sql(
+        database_url,
+        (
+            "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')",
+            user_id,
+            f"{user_id.hex}@example.com",
+        ),
+    )
     return user_id
 
 
@@ -122,7 +128,10 @@ async def test_without_the_listener_every_lookup_reads_the_database(
         found = await directory.lookup(str(user_id))
         assert found is not None
         assert (found.id, found.email, found.is_active) == (
-            user_id, f"{user_id.hex}@example.com", True)
+            user_id,
+            f"{user_id.hex}@example.com",
+            True,
+        )
         await silently(database_url, "UPDATE users SET is_active = false WHERE id = $1", user_id)
         disabled = await directory.lookup(str(user_id))
         assert disabled is not None
@@ -142,10 +151,14 @@ async def test_a_pooled_connection_dropped_by_the_server_is_replaced_transparent
     async with standalone_directory(settings) as directory:
         user_id = await _insert_user(database_url)
         assert await directory.lookup(str(user_id)) is not None  # the pool now holds one
-        await sql(database_url, (
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND application_name = 'fastapi-secrets-template'",))
+        await sql(
+            database_url,
+            (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND application_name = 'fastapi-secrets-template'",
+            ),
+        )
         for _ in range(3):
             assert await directory.lookup(str(user_id)) is not None
 

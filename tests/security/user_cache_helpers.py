@@ -34,16 +34,22 @@ async def sql(database_url: str, *statements: tuple[Any, ...]) -> None:
 
 async def silently(database_url: str, query: str, *args: Any) -> None:
     """Change users WITHOUT a notification (trigger disabled inside the transaction)."""
-    await sql(database_url,
-              ("ALTER TABLE users DISABLE TRIGGER users_changed",),
-              (query, *args),
-              ("ALTER TABLE users ENABLE ALWAYS TRIGGER users_changed",))
+    await sql(
+        database_url,
+        ("ALTER TABLE users DISABLE TRIGGER users_changed",),
+        (query, *args),
+        ("ALTER TABLE users ENABLE ALWAYS TRIGGER users_changed",),
+    )
 
 
 @asynccontextmanager
-async def standalone_directory(settings: Settings, *, start: bool = False,
-                               size: int = CACHE_SIZE, max_age: float = MAX_AGE_SECONDS,
-                               ) -> AsyncIterator[UserDirectory]:
+async def standalone_directory(
+    settings: Settings,
+    *,
+    start: bool = False,
+    size: int = CACHE_SIZE,
+    max_age: float = MAX_AGE_SECONDS,
+) -> AsyncIterator[UserDirectory]:
     """A UserDirectory on a store of its own; its LISTEN connection runs only with `start`."""
     store = await SecretStore.open(settings)
     directory = UserDirectory(settings, store, size=size, max_age=max_age)
@@ -68,8 +74,13 @@ async def listener_live(directory: UserDirectory, timeout: float = 5) -> None:
         await asyncio.sleep(0.01)
 
 
-async def me_becomes(client: httpx.AsyncClient, headers: dict[str, str], expected: int,
-                     within: float = 2.0, never: int | None = None) -> list[int]:
+async def me_becomes(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    expected: int,
+    within: float = 2.0,
+    never: int | None = None,
+) -> list[int]:
     """Poll /users/me until it answers `expected` or `within` passes; every status seen (the
     user cache learns of a change by NOTIFY, within milliseconds: docs/jwt.md). A `never`
     status fails at once."""

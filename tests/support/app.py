@@ -20,13 +20,17 @@ async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 @asynccontextmanager
-async def client_for(application: FastAPI, *, raise_app_exceptions: bool = True,
-                     client: tuple[str, int] = ("127.0.0.1", 123),
-                     ) -> AsyncIterator[httpx.AsyncClient]:
+async def client_for(
+    application: FastAPI,
+    *,
+    raise_app_exceptions: bool = True,
+    client: tuple[str, int] = ("127.0.0.1", 123),
+) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client; `client` is the peer address the app sees, and
     `raise_app_exceptions=False` shows an unhandled error as the 500 a real client gets."""
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=raise_app_exceptions,
-                                    client=client)
+    transport = httpx.ASGITransport(
+        app=application, raise_app_exceptions=raise_app_exceptions, client=client
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
 

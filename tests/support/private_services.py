@@ -70,34 +70,94 @@ class PrivatePostgres:
             shutil.chown(self.socket_dir, "postgres", "postgres")
             shutil.chown(pwfile, "postgres", "postgres")
         subprocess.run(
-            _as_postgres_user([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
-                               f"--pwfile={pwfile}", f"--auth-host={self.auth}",
-                               "--auth-local=trust", "-E", "UTF8", "--no-sync"]),
-            check=True, capture_output=True,
+            _as_postgres_user(
+                [
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    f"--pwfile={pwfile}",
+                    f"--auth-host={self.auth}",
+                    "--auth-local=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
 
     def start(self) -> None:
-        opts = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c full_page_writes=off -c max_connections=60")
+        opts = (
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off -c max_connections=60"
+        )
         subprocess.run(
-            _as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
-                               str(self.log), "-o", opts, "-w", "-t", "30", "start"]),
-            check=True, capture_output=True,
+            _as_postgres_user(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    opts,
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(
-            _as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode,
-                               "-w", "-t", "30", "stop"]),
-            check=False, capture_output=True,
+            _as_postgres_user(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    "30",
+                    "stop",
+                ]
+            ),
+            check=False,
+            capture_output=True,
         )
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
-            ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-             "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql],
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
             env={**os.environ, "PGPASSWORD": self.superuser_password},
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return result.stdout.strip()
 
@@ -135,9 +195,20 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", *self.args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *self.args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

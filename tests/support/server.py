@@ -26,17 +26,28 @@ def free_port() -> int:
 
 def base_env(**overrides: str) -> dict[str, str]:
     """A clean environment: no developer `.env`, no /run/secrets, only what the test says."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_"))
+    }
     env.update({"APP_ENV": "test", "PYTHONUNBUFFERED": "1", "SECRETS_DIR": "/nonexistent"})
     env.update(overrides)
     return env
 
 
-def run_cli(*args: str, env: Mapping[str, str], timeout: float = 60,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app", *args], env=dict(env), cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def run_cli(
+    *args: str, env: Mapping[str, str], timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=dict(env),
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class ServerProcess:
@@ -48,14 +59,21 @@ class ServerProcess:
 
 
 @contextmanager
-def serve(env: Mapping[str, str], tmp_path: Path, *, wait: bool = True,
-          timeout: float = 30) -> Iterator[ServerProcess]:
+def serve(
+    env: Mapping[str, str], tmp_path: Path, *, wait: bool = True, timeout: float = 30
+) -> Iterator[ServerProcess]:
     port = free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
     log = tmp_path / f"server-{port}.log"
     with log.open("w") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env, cwd=ROOT,
-                                   stdout=sink, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
     try:
         if wait:
@@ -65,8 +83,14 @@ def serve(env: Mapping[str, str], tmp_path: Path, *, wait: bool = True,
         stop(process, timeout=15)
 
 
-def wait_until_answering(process: subprocess.Popen[Any], url: str, log: Path, *,
-                         timeout: float = 30, status: int | None = 200) -> None:
+def wait_until_answering(
+    process: subprocess.Popen[Any],
+    url: str,
+    log: Path,
+    *,
+    timeout: float = 30,
+    status: int | None = 200,
+) -> None:
     """Poll `url` until it answers (with `status`, or anything when None); fail with the
     process's log if it exits or the deadline passes first."""
     deadline = time.monotonic() + timeout

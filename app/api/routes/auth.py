@@ -30,8 +30,11 @@ MAX_TOKEN_FIELD = 512
 
 
 class RegisterIn(BaseModel):
-    email: str = Field(max_length=accounts.MAX_EMAIL_LENGTH, examples=["user@example.com"],
-                       json_schema_extra={"format": "email"})
+    email: str = Field(
+        max_length=accounts.MAX_EMAIL_LENGTH,
+        examples=["user@example.com"],
+        json_schema_extra={"format": "email"},
+    )
     password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH, repr=False)
 
     @field_validator("email")
@@ -61,35 +64,52 @@ class LogoutIn(BaseModel):
 
 
 _UNPARSABLE: dict[int | str, dict[str, object]] = {
-    400: {"description": "the body could not be parsed"}}
+    400: {"description": "the body could not be parsed"}
+}
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses={**_UNPARSABLE,
-                        409: {"description": "an account with this email exists"}})
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses={**_UNPARSABLE, 409: {"description": "an account with this email exists"}},
+)
 async def register(body: RegisterIn, session: SessionDep, security: SecurityDep) -> UserOut:
     password_hash = await security.passwords.hash(body.password)
     try:
         user = await accounts.create(session, body.email, password_hash)
     except accounts.DuplicateEmail:
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            detail="An account with this email already exists") from None
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail="An account with this email already exists"
+        ) from None
     return UserOut(id=user.id, email=user.email)
 
 
-@router.post("/login", response_model=TokenPair,
-             responses={**_UNPARSABLE, 401: {"description": "bad credentials"},
-                        429: {"description": "too many failed attempts for this account"}})
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
-                security: SecurityDep, response: Response) -> TokenPair:
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses={
+        **_UNPARSABLE,
+        401: {"description": "bad credentials"},
+        429: {"description": "too many failed attempts for this account"},
+    },
+)
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    security: SecurityDep,
+    response: Response,
+) -> TokenPair:
     account = accounts.normalize_email(form.username)
     retry_after = await security.login_limit.retry_after(account)
     if retry_after is not None:
         audit.login_locked(email=account)
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            detail="Too many failed login attempts; try again later",
-                            headers={"Retry-After": str(retry_after)})
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="Too many failed login attempts; try again later",
+            headers={"Retry-After": str(retry_after)},
+        )
     user = await accounts.by_email(session, account) if account else None
     if user is None or len(form.password) > MAX_PASSWORD_LENGTH:
         await security.passwords.verify_dummy(form.password[:MAX_PASSWORD_LENGTH])
@@ -99,8 +119,9 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: 
     matches, upgraded = await security.passwords.verify(form.password, user.password_hash)
     if not matches or not user.is_active:
         await security.login_limit.record_failure(account)
-        audit.login_failed(email=account, user_id=user.id,
-                           reason="wrong_password" if not matches else "inactive")
+        audit.login_failed(
+            email=account, user_id=user.id, reason="wrong_password" if not matches else "inactive"
+        )
         raise unauthorized(BAD_CREDENTIALS)
     if upgraded is not None:
         await accounts.replace_hash(session, user.id, upgraded)
@@ -108,15 +129,21 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: 
     issued = await security.tokens.login(str(user.id))
     audit.login_succeeded(user_id=user.id)
     response.headers.update(_NO_STORE)
-    return TokenPair(access_token=issued.access_token, refresh_token=issued.refresh_token,
-                     expires_in=issued.expires_in)
+    return TokenPair(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+    )
 
 
-@router.post("/refresh", response_model=TokenPair,
-             responses={**_UNPARSABLE,
-                        401: {"description": "invalid, expired, revoked or reused token"}})
-async def refresh(body: RefreshIn, request: Request, security: SecurityDep,
-                  response: Response) -> TokenPair:
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses={**_UNPARSABLE, 401: {"description": "invalid, expired, revoked or reused token"}},
+)
+async def refresh(
+    body: RefreshIn, request: Request, security: SecurityDep, response: Response
+) -> TokenPair:
     rotation, issued = await security.tokens.refresh(body.refresh_token)
     if rotation.outcome == "reused":
         audit.refresh_reuse_detected(family_id=rotation.family, user_id=rotation.user_id)
@@ -128,15 +155,22 @@ async def refresh(body: RefreshIn, request: Request, security: SecurityDep,
             await security.tokens.revoke_session(rotation.family)
         raise unauthorized(BAD_REFRESH_TOKEN)
     response.headers.update(_NO_STORE)
-    return TokenPair(access_token=issued.access_token, refresh_token=issued.refresh_token,
-                     expires_in=issued.expires_in)
+    return TokenPair(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+    )
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
-             responses={**_UNPARSABLE,
-                        401: {"description": "missing, invalid or revoked access token"}})
-async def logout(claims: CurrentClaims, security: SecurityDep,
-                 body: Annotated[LogoutIn | None, Body()] = None) -> Response:
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**_UNPARSABLE, 401: {"description": "missing, invalid or revoked access token"}},
+)
+async def logout(
+    claims: CurrentClaims, security: SecurityDep, body: Annotated[LogoutIn | None, Body()] = None
+) -> Response:
     await security.tokens.logout(claims, body.refresh_token if body is not None else None)
     audit.logout(user_id=claims.sub, family_id=claims.sid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

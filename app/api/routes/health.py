@@ -65,6 +65,8 @@ async def ready(request: Request) -> JSONResponse:
         _check("database", _ping_database(request)),
         _check("redis", request.app.state.redis.ping()),
     )
-    body = Readiness(status="ok" if database == redis == "ok" else "error",
-                     checks={"database": database, "redis": redis})
+    body = Readiness(
+        status="ok" if database == redis == "ok" else "error",
+        checks={"database": database, "redis": redis},
+    )
     return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)

@@ -19,5 +19,7 @@ router = APIRouter(tags=["jwks"])
 async def jwks(request: Request) -> JSONResponse:
     security: Security = request.app.state.security
     max_age = max(int(request.app.state.settings.secrets_refresh_seconds), 0)
-    return JSONResponse(security.tokens.rings.current().public_jwks(),
-                        headers={"Cache-Control": f"public, max-age={max_age}"})
+    return JSONResponse(
+        security.tokens.rings.current().public_jwks(),
+        headers={"Cache-Control": f"public, max-age={max_age}"},
+    )

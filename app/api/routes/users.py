@@ -10,8 +10,14 @@ from app.security.http import CurrentUser
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
-@router.get("/me", response_model=UserOut,
-            responses={401: {"description": "missing, invalid or revoked token, or the user "
-                                            "is disabled or deleted"}})
+@router.get(
+    "/me",
+    response_model=UserOut,
+    responses={
+        401: {
+            "description": "missing, invalid or revoked token, or the user is disabled or deleted"
+        }
+    },
+)
 async def me(user: CurrentUser) -> UserOut:
     return UserOut(id=user.id, email=user.email)

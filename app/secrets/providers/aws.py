@@ -44,15 +44,29 @@ if TYPE_CHECKING:
 
 OPTIONS = frozenset({"stage", "version-id"})
 
-_DENIED_CODES = frozenset({
-    "AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
-    "InvalidClientTokenId", "ExpiredTokenException", "InvalidSignatureException",
-    "IncompleteSignature", "SignatureDoesNotMatch", "DecryptionFailure",
-    "KMSAccessDeniedException", "MissingAuthenticationToken",
-})
-_UNAVAILABLE_CODES = frozenset({
-    "InternalServiceError", "ServiceUnavailable", "ThrottlingException", "RequestTimeout",
-})
+_DENIED_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "SignatureDoesNotMatch",
+        "DecryptionFailure",
+        "KMSAccessDeniedException",
+        "MissingAuthenticationToken",
+    }
+)
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "InternalServiceError",
+        "ServiceUnavailable",
+        "ThrottlingException",
+        "RequestTimeout",
+    }
+)
 
 
 def translate(exc: Exception) -> SecretFetchError:
@@ -64,18 +78,23 @@ def translate(exc: Exception) -> SecretFetchError:
         if code == "ResourceNotFoundException":
             return SecretNotFound(f"AWS Secrets Manager has no such secret or version ({code})")
         if code in _DENIED_CODES or status in {401, 403}:
-            return SecretAccessDenied(f"AWS Secrets Manager refused the read ({code}); the "
-                                      "role needs secretsmanager:GetSecretValue on this secret")
+            return SecretAccessDenied(
+                f"AWS Secrets Manager refused the read ({code}); the "
+                "role needs secretsmanager:GetSecretValue on this secret"
+            )
         if code in _UNAVAILABLE_CODES or status >= 500:
             return SecretUnreachable(f"AWS Secrets Manager is unavailable ({code})")
         return SecretFetchError(f"AWS Secrets Manager error {code}")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return SecretAccessDenied("no AWS credentials found (env, profile, web identity or "
-                                  "instance role)")
+        return SecretAccessDenied(
+            "no AWS credentials found (env, profile, web identity or instance role)"
+        )
     if isinstance(exc, NoRegionError):
         return SecretFetchError("no AWS region configured: set AWS_REGION")
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError
-                  | ConnectionClosedError):
+    if isinstance(
+        exc,
+        EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
+    ):
         return SecretUnreachable(f"cannot reach AWS Secrets Manager ({type(exc).__name__})")
     if isinstance(exc, BotoCoreError):
         return SecretFetchError(f"AWS SDK error ({type(exc).__name__})")
@@ -137,15 +156,15 @@ class AwsSecretsManagerProvider:
 
     def _put(self, secret_id: str, value: str) -> str | None:
         try:
-            response = self._get_client().put_secret_value(SecretId=secret_id,
-                                                           SecretString=value)
+            response = self._get_client().put_secret_value(SecretId=secret_id, SecretString=value)
         except Exception as exc:
             raise translate(exc) from None
         version: str | None = response.get("VersionId")
         return version
 
-    async def write(self, reference: Reference, value: str,
-                    expected_version: str | None = None) -> str | None:
+    async def write(
+        self, reference: Reference, value: str, expected_version: str | None = None
+    ) -> str | None:
         """Store `value` as the new AWSCURRENT version (the old one becomes AWSPREVIOUS)."""
         secret_id, _ = split_options(reference.path, OPTIONS)
         return await self._runner.run(self._put, secret_id, value)

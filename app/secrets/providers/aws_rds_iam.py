@@ -41,7 +41,9 @@ class RdsIamTokenProvider:
             user, at, hostport = path.rpartition("@")
             host, _, port = hostport.partition(":")
             if not at or not user or not host:
-                raise SecretFetchError("expected aws-rds-iam:// or aws-rds-iam://<user>@<host>:<port>")
+                raise SecretFetchError(
+                    "expected aws-rds-iam:// or aws-rds-iam://<user>@<host>:<port>"
+                )
             return host, int(port or 5432), user
         if not self._url.host or not self._url.username:
             raise SecretFetchError("DATABASE_URL must name the user and host for RDS IAM auth")
@@ -53,8 +55,7 @@ class RdsIamTokenProvider:
             with self._lock:
                 if self._client is None:
                     self._client = new_client("rds")
-            token = self._client.generate_db_auth_token(DBHostname=host, Port=port,
-                                                        DBUsername=user)
+            token = self._client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user)
         except SecretFetchError:
             raise
         except Exception as exc:

@@ -49,8 +49,10 @@ _PATH = re.compile(
 def split_path(path: str) -> tuple[str, str, str | None]:
     match = _PATH.match(path)
     if match is None:
-        raise SecretFetchError("expected azure-kv://<vault-name>/<secret-name>[/<version>] "
-                               "(letters, digits and dashes)")
+        raise SecretFetchError(
+            "expected azure-kv://<vault-name>/<secret-name>[/<version>] "
+            "(letters, digits and dashes)"
+        )
     return match["vault"], match["name"], match["version"]
 
 
@@ -62,8 +64,10 @@ def translate(exc: Exception) -> SecretFetchError:
     if isinstance(exc, HttpResponseError):
         status = exc.status_code or 0
         if status == 403:
-            return SecretAccessDenied("Azure Key Vault refused the read (403); the identity needs "
-                                      "the 'Key Vault Secrets User' role on this secret")
+            return SecretAccessDenied(
+                "Azure Key Vault refused the read (403); the identity needs "
+                "the 'Key Vault Secrets User' role on this secret"
+            )
         if status == 429 or status >= 500:
             return SecretUnreachable(f"Azure Key Vault is unavailable ({status})")
         return SecretFetchError(f"Azure Key Vault error ({status})")
@@ -117,8 +121,9 @@ class AzureKeyVaultProvider:
         version: str | None = secret.properties.version
         return version
 
-    async def write(self, reference: Reference, value: str,
-                    expected_version: str | None = None) -> str | None:
+    async def write(
+        self, reference: Reference, value: str, expected_version: str | None = None
+    ) -> str | None:
         """A new version of the secret; readers without a pinned version get it."""
         vault, name, _ = split_path(reference.path)
         return await self._runner.run(self._set, vault, name, value)

@@ -37,9 +37,7 @@ if TYPE_CHECKING:
 
 ENDPOINT_VARIABLE = "GCP_SECRET_MANAGER_ENDPOINT"
 
-_NAME = re.compile(
-    r"^projects/[^/]+(?:/locations/[^/]+)?/secrets/[^/]+(?:/versions/[^/]+)?$"
-)
+_NAME = re.compile(r"^projects/[^/]+(?:/locations/[^/]+)?/secrets/[^/]+(?:/versions/[^/]+)?$")
 
 
 def version_name(path: str) -> str:
@@ -61,8 +59,15 @@ def translate(exc: Exception) -> SecretFetchError:
         )
     if isinstance(exc, gexc.FailedPrecondition):
         return SecretNotFound("the secret version is disabled or destroyed (FAILED_PRECONDITION)")
-    if isinstance(exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded | gexc.InternalServerError
-                  | gexc.RetryError | gexc.TooManyRequests | gexc.GatewayTimeout):
+    if isinstance(
+        exc,
+        gexc.ServiceUnavailable
+        | gexc.DeadlineExceeded
+        | gexc.InternalServerError
+        | gexc.RetryError
+        | gexc.TooManyRequests
+        | gexc.GatewayTimeout,
+    ):
         return SecretUnreachable(f"GCP Secret Manager is unavailable ({type(exc).__name__})")
     if isinstance(exc, auth_exc.DefaultCredentialsError):
         return SecretAccessDenied("no Google credentials found (Application Default Credentials)")
@@ -85,7 +90,10 @@ class GcpSecretManagerProvider:
         # Retry only what is transient, and never past our own fetch timeout.
         self._retry = Retry(
             predicate=if_exception_type(gexc.ServiceUnavailable, gexc.TooManyRequests),
-            initial=0.2, maximum=2.0, multiplier=2.0, timeout=timeout * 0.8,
+            initial=0.2,
+            maximum=2.0,
+            multiplier=2.0,
+            timeout=timeout * 0.8,
         )
 
     def _get_client(self) -> Any:
@@ -124,8 +132,9 @@ class GcpSecretManagerProvider:
             raise translate(exc) from None
         return str(version.name).rsplit("/", 1)[-1] or None
 
-    async def write(self, reference: Reference, value: str,
-                    expected_version: str | None = None) -> str | None:
+    async def write(
+        self, reference: Reference, value: str, expected_version: str | None = None
+    ) -> str | None:
         """Add a new version; `latest` then resolves to it."""
         parent = version_name(reference.path).split("/versions/")[0]
         return await self._runner.run(self._add, parent, value)
@@ -136,5 +145,6 @@ class GcpSecretManagerProvider:
 
 def create_provider(settings: Settings) -> GcpSecretManagerProvider:
     quiet_sdk_loggers("google", "urllib3")
-    return GcpSecretManagerProvider(settings.secrets_fetch_timeout_seconds,
-                                    os.environ.get(ENDPOINT_VARIABLE) or None)
+    return GcpSecretManagerProvider(
+        settings.secrets_fetch_timeout_seconds, os.environ.get(ENDPOINT_VARIABLE) or None
+    )

@@ -57,10 +57,17 @@ def translate(exc: Exception) -> SecretFetchError:
     if isinstance(exc, hvac_exc.InvalidPath):
         return SecretNotFound("Vault has no secret at this path (404)")
     if isinstance(exc, hvac_exc.Forbidden | hvac_exc.Unauthorized):
-        return SecretAccessDenied(f"Vault refused the request ({type(exc).__name__}); the "
-                                  "policy needs 'read' on this path")
-    if isinstance(exc, hvac_exc.VaultDown | hvac_exc.InternalServerError
-                  | hvac_exc.BadGateway | hvac_exc.RateLimitExceeded):
+        return SecretAccessDenied(
+            f"Vault refused the request ({type(exc).__name__}); the "
+            "policy needs 'read' on this path"
+        )
+    if isinstance(
+        exc,
+        hvac_exc.VaultDown
+        | hvac_exc.InternalServerError
+        | hvac_exc.BadGateway
+        | hvac_exc.RateLimitExceeded,
+    ):
         return SecretUnreachable(f"Vault is unavailable ({type(exc).__name__})")
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
         return SecretUnreachable(f"cannot reach Vault at VAULT_ADDR ({type(exc).__name__})")
@@ -90,8 +97,11 @@ class VaultAuth:
         if method == "approle":
             return cls("approle", env.get("VAULT_APPROLE_MOUNT", "approle"))
         if method == "kubernetes":
-            return cls("kubernetes", env.get("VAULT_KUBERNETES_MOUNT", "kubernetes"),
-                       env.get("VAULT_KUBERNETES_ROLE", ""))
+            return cls(
+                "kubernetes",
+                env.get("VAULT_KUBERNETES_MOUNT", "kubernetes"),
+                env.get("VAULT_KUBERNETES_ROLE", ""),
+            )
         if method == "token":
             return cls("token")
         raise SecretFetchError("VAULT_AUTH_METHOD must be token, approle or kubernetes")
@@ -134,31 +144,36 @@ class VaultProvider:
         if not address:
             raise SecretFetchError("VAULT_ADDR is not set")
         verify: bool | str = os.environ.get("VAULT_CACERT") or True
-        return hvac.Client(url=address, verify=verify, timeout=self._timeout,
-                           namespace=os.environ.get("VAULT_NAMESPACE") or None)
+        return hvac.Client(
+            url=address,
+            verify=verify,
+            timeout=self._timeout,
+            namespace=os.environ.get("VAULT_NAMESPACE") or None,
+        )
 
     def _login(self, client: Any) -> None:
         auth = self._auth
         if auth.method == "token":
             token = os.environ.get("VAULT_TOKEN")
             if not token:
-                token = _read_file("VAULT_TOKEN_FILE") if os.environ.get("VAULT_TOKEN_FILE") \
-                    else ""
+                token = _read_file("VAULT_TOKEN_FILE") if os.environ.get("VAULT_TOKEN_FILE") else ""
             if not token:
-                raise SecretAccessDenied("no Vault credentials: set VAULT_TOKEN, AppRole "
-                                         "(VAULT_ROLE_ID) or Kubernetes (VAULT_KUBERNETES_ROLE)")
+                raise SecretAccessDenied(
+                    "no Vault credentials: set VAULT_TOKEN, AppRole "
+                    "(VAULT_ROLE_ID) or Kubernetes (VAULT_KUBERNETES_ROLE)"
+                )
             client.token = token
             self._token_renew_at = None
             return
         if auth.method == "approle":
             role_id = os.environ.get("VAULT_ROLE_ID", "")
             secret_id = os.environ.get("VAULT_SECRET_ID") or _read_file("VAULT_SECRET_ID_FILE")
-            response = client.auth.approle.login(role_id=role_id, secret_id=secret_id,
-                                                 mount_point=auth.mount)
+            response = client.auth.approle.login(
+                role_id=role_id, secret_id=secret_id, mount_point=auth.mount
+            )
         else:
             jwt = _read_file("VAULT_KUBERNETES_TOKEN_FILE", K8S_JWT_PATH)
-            response = client.auth.kubernetes.login(role=auth.role, jwt=jwt,
-                                                    mount_point=auth.mount)
+            response = client.auth.kubernetes.login(role=auth.role, jwt=jwt, mount_point=auth.mount)
         ttl = float(response.get("auth", {}).get("lease_duration") or 0)
         self._token_renew_at = time.monotonic() + ttl * 2 / 3 if ttl > 0 else None
 
@@ -186,12 +201,17 @@ class VaultProvider:
     # ---- reading ------------------------------------------------------------------------
 
     def _read_kv(self, mount: str, path: str, version: int | None) -> Fetched:
-        response = self._call(lambda c: c.secrets.kv.v2.read_secret_version(
-            path=path, version=version, mount_point=mount, raise_on_deleted_version=True))
+        response = self._call(
+            lambda c: c.secrets.kv.v2.read_secret_version(
+                path=path, version=version, mount_point=mount, raise_on_deleted_version=True
+            )
+        )
         data = response.get("data") or {}
         version_number = (data.get("metadata") or {}).get("version")
-        return Fetched(json.dumps(data.get("data") or {}),
-                       version=str(version_number) if version_number is not None else None)
+        return Fetched(
+            json.dumps(data.get("data") or {}),
+            version=str(version_number) if version_number is not None else None,
+        )
 
     def _read_lease(self, key: str) -> Fetched:
         lease = self._leases.get(key)
@@ -208,15 +228,17 @@ class VaultProvider:
         value = json.dumps(response["data"])
         version = "lease-" + hashlib.sha256(lease_id.encode()).hexdigest()[:12]
         if lease_id and duration > 0:
-            self._leases[key] = _Lease(lease_id, value, version, duration, now + duration,
-                                       bool(response.get("renewable")))
+            self._leases[key] = _Lease(
+                lease_id, value, version, duration, now + duration, bool(response.get("renewable"))
+            )
         return Fetched(value, version=version, ttl=duration if duration > 0 else None)
 
     def _renew(self, lease: _Lease) -> Fetched | None:
         """Extend the lease; None means read new credentials instead."""
         try:
-            response = self._call(lambda c: c.sys.renew_lease(
-                lease_id=lease.lease_id, increment=int(lease.duration)))
+            response = self._call(
+                lambda c: c.sys.renew_lease(lease_id=lease.lease_id, increment=int(lease.duration))
+            )
         except (hvac_exc.InvalidRequest, hvac_exc.InvalidPath, hvac_exc.Forbidden):
             return None  # expired, revoked or not renewable: read a new lease
         granted = float(response.get("lease_duration") or 0)
@@ -251,18 +273,24 @@ class VaultProvider:
         document = json_object(value, "a Vault KV v2 secret must be written as a JSON object")
         cas = int(expected_version) if expected_version and expected_version.isdigit() else None
         try:
-            response = self._call(lambda c: c.secrets.kv.v2.create_or_update_secret(
-                path=rest, secret=document, cas=cas, mount_point=mount))
+            response = self._call(
+                lambda c: c.secrets.kv.v2.create_or_update_secret(
+                    path=rest, secret=document, cas=cas, mount_point=mount
+                )
+            )
         except hvac_exc.InvalidRequest:
-            raise SecretFetchError("Vault rejected the write (check-and-set: the secret changed "
-                                   "since it was read; run the rotation again)") from None
+            raise SecretFetchError(
+                "Vault rejected the write (check-and-set: the secret changed "
+                "since it was read; run the rotation again)"
+            ) from None
         except Exception as exc:
             raise translate(exc) from None
         version = (response.get("data") or {}).get("version")
         return str(version) if version is not None else None
 
-    async def write(self, reference: Reference, value: str,
-                    expected_version: str | None = None) -> str | None:
+    async def write(
+        self, reference: Reference, value: str, expected_version: str | None = None
+    ) -> str | None:
         """New KV version, with check-and-set against the version the rotation read."""
         return await self._runner.run(self._write, reference.path, value, expected_version)
 

@@ -18,13 +18,25 @@ os.environ["NO_GCE_CHECK"] = "true"
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 #: Variables that would make an SDK reach a real cloud (or a developer's account) from a test.
-CLOUD_PREFIXES = ("AWS_", "GOOGLE_", "GCP_", "GCLOUD_", "CLOUDSDK_", "AZURE_", "IDENTITY_",
-                  "IMDS_", "MSI_", "VAULT_")
+CLOUD_PREFIXES = (
+    "AWS_",
+    "GOOGLE_",
+    "GCP_",
+    "GCLOUD_",
+    "CLOUDSDK_",
+    "AZURE_",
+    "IDENTITY_",
+    "IMDS_",
+    "MSI_",
+    "VAULT_",
+)
 
 
 @pytest.fixture(autouse=True)
-def clean_cloud_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
-                    ) -> None:
+def clean_cloud_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     for name in list(os.environ):
         if name.startswith(CLOUD_PREFIXES):
             monkeypatch.delenv(name)
@@ -99,8 +111,9 @@ async def rotate_ring(settings: Settings, reference: str) -> tuple[str, str | No
     return added["kid"], written.version
 
 
-async def rotation_job_is_picked_up(make_settings: Callable[..., Settings],
-                                    reference: str) -> str | None:
+async def rotation_job_is_picked_up(
+    make_settings: Callable[..., Settings], reference: str
+) -> str | None:
     """While a service holds `reference` open, the rotation job adds a key: after one refresh
     the service signs with it and reports the version the job wrote (returned)."""
     service = await SecretStore.open(make_settings(jwt_keys=reference))
@@ -135,8 +148,9 @@ async def signing_follows_rotation_over_http(
 
         async def keep_calling() -> None:
             while not stop.is_set():
-                response = await client.get("/api/v1/users/me",
-                                            headers=bearer(tokens["access_token"]))
+                response = await client.get(
+                    "/api/v1/users/me", headers=bearer(tokens["access_token"])
+                )
                 statuses.append(response.status_code)
                 await asyncio.sleep(0.02)
 

@@ -66,8 +66,9 @@ async def test_reads_by_json_key_and_reports_the_awscurrent_version_id(
     doc = admin.create_secret(Name=_name(), SecretString=json.dumps(values))
     plain_value = secrets.token_urlsafe(24)
     plain = admin.create_secret(Name=_name(), SecretString=plain_value)
-    settings = make_settings(jwt_keys=f"aws-sm://{doc['Name']}#jwt_keys",
-                             redis_password=f"aws-sm://{plain['ARN']}")
+    settings = make_settings(
+        jwt_keys=f"aws-sm://{doc['Name']}#jwt_keys", redis_password=f"aws-sm://{plain['ARN']}"
+    )
     store = await SecretStore.open(settings)
     await store.aclose()
 
@@ -88,9 +89,11 @@ async def test_stages_and_version_ids_select_older_versions(
     created = admin.create_secret(Name=_name(), SecretString=old)
     admin.put_secret_value(SecretId=created["Name"], SecretString=new)
     name = created["Name"]
-    for reference, expected in [(f"aws-sm://{name}", new),
-                                (f"aws-sm://{name}?stage=AWSPREVIOUS", old),
-                                (f"aws-sm://{name}?version-id={created['VersionId']}", old)]:
+    for reference, expected in [
+        (f"aws-sm://{name}", new),
+        (f"aws-sm://{name}?stage=AWSPREVIOUS", old),
+        (f"aws-sm://{name}?version-id={created['VersionId']}", old),
+    ]:
         store = await SecretStore.open(make_settings(jwt_keys=reference))
         await store.aclose()
         assert store.get("JWT_KEYS").get_secret_value() == expected, reference  # type: ignore[union-attr]
@@ -105,11 +108,13 @@ async def test_a_new_version_is_served_without_restart(
     admin = moto.client("secretsmanager")
     first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
     created = admin.create_secret(Name=_name(), SecretString=json.dumps({"jwt": first}))
-    async with running_app(make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt",
-                                         secrets_refresh_seconds=1)) as app:
+    async with running_app(
+        make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt", secrets_refresh_seconds=1)
+    ) as app:
         store: SecretStore = app.state.secrets
-        put = admin.put_secret_value(SecretId=created["Name"],
-                                     SecretString=json.dumps({"jwt": second}))
+        put = admin.put_secret_value(
+            SecretId=created["Name"], SecretString=json.dumps({"jwt": second})
+        )
         async with client_for(app) as client:
             await wait_for(lambda: store.get("JWT_KEYS").get_secret_value() == second)  # type: ignore[union-attr]
             assert (await client.get("/health/ready")).status_code == 200
@@ -117,7 +122,9 @@ async def test_a_new_version_is_served_without_restart(
 
 
 async def test_not_found_denied_unreachable_and_no_credentials_are_distinct(
-    moto: MotoServer, app_keys: dict[str, str], make_settings: SettingsFactory,
+    moto: MotoServer,
+    app_keys: dict[str, str],
+    make_settings: SettingsFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hidden = secrets.token_urlsafe(48)
@@ -153,8 +160,12 @@ def test_config_check_shows_provider_reference_and_version_and_fails_clearly(
     admin = moto.client("secretsmanager")
     value = secrets.token_urlsafe(48)
     created = admin.create_secret(Name=_name(), SecretString=json.dumps({"jwt": value}))
-    env = base_env(DATABASE_URL=database_url, REDIS_URL=redis_url,
-                   JWT_KEYS=f"aws-sm://{created['Name']}#jwt", **moto.env(app_keys))
+    env = base_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        JWT_KEYS=f"aws-sm://{created['Name']}#jwt",
+        **moto.env(app_keys),
+    )
     result = run_cli("config", "check", env=env)
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("JWT_KEYS"))
@@ -171,12 +182,15 @@ def test_config_check_shows_provider_reference_and_version_and_fails_clearly(
 
 @pytest.mark.usefixtures("as_app")
 async def test_rotation_job_writes_a_new_version_with_its_own_write_role(
-    moto: MotoServer, rotator_keys: dict[str, str], make_settings: SettingsFactory,
+    moto: MotoServer,
+    rotator_keys: dict[str, str],
+    make_settings: SettingsFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     other = secrets.token_urlsafe(24)
     created = moto.client("secretsmanager").create_secret(
-        Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256"), "other": other}))
+        Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256"), "other": other})
+    )
     reference = f"aws-sm://{created['Name']}#jwt_keys"
     service = await SecretStore.open(make_settings(jwt_keys=reference))
     try:
@@ -192,8 +206,9 @@ async def test_rotation_job_writes_a_new_version_with_its_own_write_role(
         assert await service.refresh() == {"JWT_KEYS"}
         assert signing_kid(service) == new_kid
         assert service.entry("JWT_KEYS").version == version  # type: ignore[union-attr]
-        stored = json.loads(moto.client("secretsmanager").get_secret_value(
-            SecretId=created["Name"])["SecretString"])
+        stored = json.loads(
+            moto.client("secretsmanager").get_secret_value(SecretId=created["Name"])["SecretString"]
+        )
         assert stored["other"] == other, "fields other than the ring are kept"
         assert len(json.loads(stored["jwt_keys"])["keys"]) == 2
     finally:
@@ -213,10 +228,20 @@ def test_keys_rotate_ref_cli_writes_with_the_rotation_role_and_never_prints_keys
 ) -> None:
     initial = new_ring("EdDSA")
     created = moto.client("secretsmanager").create_secret(
-        Name=_name(), SecretString=json.dumps({"jwt_keys": initial}))
+        Name=_name(), SecretString=json.dumps({"jwt_keys": initial})
+    )
     reference = f"aws-sm://{created['Name']}#jwt_keys"
-    result = run_cli("keys", "rotate", "--ref", reference, "--alg", "EdDSA", "--activate-in",
-                     "600", env=base_env(**moto.env(rotator_keys)))
+    result = run_cli(
+        "keys",
+        "rotate",
+        "--ref",
+        reference,
+        "--alg",
+        "EdDSA",
+        "--activate-in",
+        "600",
+        env=base_env(**moto.env(rotator_keys)),
+    )
     assert result.returncode == 0, result.stderr
     stored = moto.client("secretsmanager").get_secret_value(SecretId=created["Name"])
     ring = json.loads(json.loads(stored["SecretString"])["jwt_keys"])["keys"]
@@ -240,11 +265,14 @@ def test_keys_rotate_ref_cli_writes_with_the_rotation_role_and_never_prints_keys
 
 @pytest.mark.usefixtures("as_app")
 async def test_rotated_ring_signs_new_tokens_over_http_and_no_request_fails(
-    moto: MotoServer, rotator_keys: dict[str, str], make_settings: SettingsFactory,
+    moto: MotoServer,
+    rotator_keys: dict[str, str],
+    make_settings: SettingsFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     created = moto.client("secretsmanager").create_secret(
-        Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256")}))
+        Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256")})
+    )
     reference = f"aws-sm://{created['Name']}#jwt_keys"
     async with running_app(make_settings(jwt_keys=reference, secrets_refresh_seconds=1)) as app:
 
@@ -265,7 +293,8 @@ async def test_debug_logging_never_shows_the_secret_or_its_other_fields(
 
     value, sibling = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
     created = moto.client("secretsmanager").create_secret(
-        Name=_name(), SecretString=json.dumps({"jwt": value, "sibling": sibling}))
+        Name=_name(), SecretString=json.dumps({"jwt": value, "sibling": sibling})
+    )
     caplog.set_level(logging.DEBUG)  # as with LOG_LEVEL=debug
     store = await SecretStore.open(make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt"))
     await store.aclose()

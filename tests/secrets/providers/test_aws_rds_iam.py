@@ -52,8 +52,9 @@ async def test_a_token_for_the_database_url_user_is_a_15_minute_lease(
 async def test_an_explicit_target_and_missing_credentials(
     aws_identity: str, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = await SecretStore.open(make_settings(
-        database_password="aws-rds-iam://app_iam@db.internal.example:6432"))
+    store = await SecretStore.open(
+        make_settings(database_password="aws-rds-iam://app_iam@db.internal.example:6432")
+    )
     await store.aclose()
     netloc, query = _token_parts(store.get("DATABASE_PASSWORD").get_secret_value())  # type: ignore[union-attr]
     assert (netloc, query["DBUser"]) == ("db.internal.example:6432", ["app_iam"])

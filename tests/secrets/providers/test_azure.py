@@ -48,9 +48,13 @@ async def test_reads_concurrently_with_managed_identity_and_reports_the_version(
     redis_value = secrets.token_urlsafe(24)
     azure.add("backend", f'{{"redis_password": "{redis_value}"}}')
     azure.server.latency = 1.0  # wide enough that a loaded machine still overlaps them
-    store = await SecretStore.open(make_settings(
-        jwt_keys=f"{REF}/jwt-keys", redis_password=f"{REF}/backend#redis_password",
-        database_password=f"{REF}/jwt-keys/{first_version}"))
+    store = await SecretStore.open(
+        make_settings(
+            jwt_keys=f"{REF}/jwt-keys",
+            redis_password=f"{REF}/backend#redis_password",
+            database_password=f"{REF}/jwt-keys/{first_version}",
+        )
+    )
     await store.aclose()
 
     assert store.get("JWT_KEYS").get_secret_value() == jwt_value  # type: ignore[union-attr]
@@ -59,15 +63,17 @@ async def test_reads_concurrently_with_managed_identity_and_reports_the_version(
     entry = store.entry("JWT_KEYS")
     assert entry is not None
     assert (entry.source, entry.version) == ("azure-kv", latest)
-    answered = [r for r in azure.server.calls("GET", r"/secrets/")
-                if (r.headers.get("Authorization") or "").startswith("Bearer ")]
+    answered = [
+        r
+        for r in azure.server.calls("GET", r"/secrets/")
+        if (r.headers.get("Authorization") or "").startswith("Bearer ")
+    ]
     assert len(answered) == 3, "each secret read once with a token (after the 401 challenge)"
     assert azure.server.max_in_flight(answered) >= 2, "startup fetches must run concurrently"
     assert all(r.path.startswith(f"/{VAULT}/secrets/") for r in answered)
     token_requests = azure.identity.calls("GET", "/msi/token")
     assert token_requests
-    assert all(r.headers.get("X-IDENTITY-HEADER") == azure.identity_header
-               for r in token_requests)
+    assert all(r.headers.get("X-IDENTITY-HEADER") == azure.identity_header for r in token_requests)
     for request in azure.server.requests:
         assert not any(v in request.path for v in (old, jwt_value, redis_value))
 

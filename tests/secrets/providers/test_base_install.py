@@ -11,9 +11,19 @@ from pathlib import Path
 
 from tests.support.server import ROOT, base_env, run_cli
 
-CLOUD_SDKS = {"boto3", "botocore", "aioboto3", "google-cloud-secret-manager", "google-auth",
-              "google-api-core", "azure-keyvault-secrets", "azure-identity", "azure-core",
-              "hvac", "moto"}
+CLOUD_SDKS = {
+    "boto3",
+    "botocore",
+    "aioboto3",
+    "google-cloud-secret-manager",
+    "google-auth",
+    "google-api-core",
+    "azure-keyvault-secrets",
+    "azure-identity",
+    "azure-core",
+    "hvac",
+    "moto",
+}
 SDK_MODULES = ("boto3", "botocore", "google", "azure", "hvac", "moto")
 
 
@@ -40,10 +50,18 @@ def test_each_provider_has_its_extra_and_cloud_has_all() -> None:
 
 
 def test_the_app_and_cli_import_no_sdk_until_a_reference_needs_it() -> None:
-    code = ("import sys, app.main, app.cli, app.secrets.store, app.db\n"
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SDK_MODULES!r}))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, check=True)
+    code = (
+        "import sys, app.main, app.cli, app.secrets.store, app.db\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SDK_MODULES!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert result.stdout.strip() == "[]"
 
 

@@ -44,9 +44,13 @@ async def test_reads_latest_or_pinned_versions_concurrently_and_reports_the_vers
     redis_value = secrets.token_urlsafe(24)
     gcp.add("backend", f'{{"redis_password": "{redis_value}"}}')
     gcp.server.latency = 1.0  # wide enough that a loaded machine still overlaps them
-    store = await SecretStore.open(make_settings(
-        jwt_keys=f"{REF}/jwt-keys", redis_password=f"{REF}/backend#redis_password",
-        database_password=f"{REF}/jwt-keys/versions/1"))
+    store = await SecretStore.open(
+        make_settings(
+            jwt_keys=f"{REF}/jwt-keys",
+            redis_password=f"{REF}/backend#redis_password",
+            database_password=f"{REF}/jwt-keys/versions/1",
+        )
+    )
     await store.aclose()
 
     assert store.get("JWT_KEYS").get_secret_value() == jwt_value  # type: ignore[union-attr]
@@ -80,8 +84,9 @@ async def test_permission_denied_is_not_reported_as_missing(
     assert "expected gcp-sm://projects/<project>/secrets/<name>" in malformed
 
     gcp.server.latency = 2.0
-    slow = await open_error(make_settings(jwt_keys=f"{REF}/locked",
-                                          secrets_fetch_timeout_seconds=0.5))
+    slow = await open_error(
+        make_settings(jwt_keys=f"{REF}/locked", secrets_fetch_timeout_seconds=0.5)
+    )
     assert "timed out after 0.5s" in slow
     gcp.server.latency = 0
 

@@ -47,8 +47,11 @@ def approle(vault: FakeVault, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _values() -> dict[str, str]:
-    return {"jwt_keys": secrets.token_urlsafe(48), "db_password": secrets.token_urlsafe(24),
-            "other": secrets.token_urlsafe(24)}
+    return {
+        "jwt_keys": secrets.token_urlsafe(48),
+        "db_password": secrets.token_urlsafe(24),
+        "other": secrets.token_urlsafe(24),
+    }
 
 
 @pytest.mark.usefixtures("approle")
@@ -60,8 +63,9 @@ async def test_kv_v2_reads_concurrently_with_approle_and_reports_the_version(
     vault.put("secret/backend", values)  # version 2
     vault.put("secret/db", {"password": values["db_password"]})
     vault.server.latency = 1.0  # wide enough that a loaded machine still overlaps them
-    settings = make_settings(jwt_keys="vault://secret/backend#jwt_keys",
-                             database_password="vault://secret/db#password")
+    settings = make_settings(
+        jwt_keys="vault://secret/backend#jwt_keys", database_password="vault://secret/db#password"
+    )
     store = await SecretStore.open(settings)
     await store.aclose()
 
@@ -80,7 +84,9 @@ async def test_kv_v2_reads_concurrently_with_approle_and_reports_the_version(
 
 
 async def test_kubernetes_auth_and_relogin_after_the_token_is_revoked(
-    vault: FakeVault, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch,
+    vault: FakeVault,
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     jwt_file = tmp_path / "sa-token"
@@ -129,8 +135,9 @@ async def test_failures_are_distinct_and_name_the_setting_and_reference(
 
     vault.server.latency = 2.0
     monkeypatch.setenv("VAULT_ADDR", vault.server.url)
-    timed_out = await open_error(make_settings(jwt_keys="vault://secret/denied#jwt",
-                                               secrets_fetch_timeout_seconds=0.5))
+    timed_out = await open_error(
+        make_settings(jwt_keys="vault://secret/denied#jwt", secrets_fetch_timeout_seconds=0.5)
+    )
     assert "timed out after 0.5s" in timed_out
     for message in (missing, denied, no_key, unreachable, timed_out):
         assert hidden not in message
@@ -142,14 +149,15 @@ async def test_failures_are_distinct_and_name_the_setting_and_reference(
 
 
 async def test_rotation_is_served_without_restart_and_outages_keep_the_last_value(
-    vault: FakeVault, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch,
+    vault: FakeVault,
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("VAULT_TOKEN", vault.new_token())
     first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
     vault.put("secret/backend", {"jwt_keys": first})
-    settings = make_settings(jwt_keys="vault://secret/backend#jwt_keys",
-                             secrets_refresh_seconds=1)
+    settings = make_settings(jwt_keys="vault://secret/backend#jwt_keys", secrets_refresh_seconds=1)
     async with running_app(settings) as app:
         store: SecretStore = app.state.secrets
         async with client_for(app) as client:
@@ -196,9 +204,11 @@ async def test_dynamic_database_credentials_are_one_lease_renewed_then_replaced(
 
         vault.issue_credentials = issue
         vault.lease_ttl, vault.lease_max_ttl = 4, 8
-        settings = make_settings(database_url=pg.url(user="nobody"),
-                                 database_credentials="vault://database/creds/app",
-                                 secrets_refresh_seconds=60)
+        settings = make_settings(
+            database_url=pg.url(user="nobody"),
+            database_credentials="vault://database/creds/app",
+            secrets_refresh_seconds=60,
+        )
         async with running_app(settings) as app:
             engine = app.state.engine
             assert engine.pool._recycle == 1  # a quarter of the 4 s lease
@@ -217,9 +227,13 @@ async def test_dynamic_database_credentials_are_one_lease_renewed_then_replaced(
             assert len(issued) == 1
             # ...then, when the max TTL stops the renewal, replaced by a new lease.
             await wait_for(lambda: len(issued) == 2, timeout=10)
-            await wait_for(lambda: app.state.secrets.get("DATABASE_CREDENTIALS") is not None
-                           and issued[1] in app.state.secrets.get(
-                               "DATABASE_CREDENTIALS").get_secret_value())
+            await wait_for(
+                lambda: (
+                    app.state.secrets.get("DATABASE_CREDENTIALS") is not None
+                    and issued[1]
+                    in app.state.secrets.get("DATABASE_CREDENTIALS").get_secret_value()
+                )
+            )
             await engine.dispose()  # new connections only
             assert await current_user() == issued[1]
         creds_reads = vault.server.calls("GET", "^/v1/database/creds/app$")

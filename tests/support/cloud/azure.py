@@ -51,14 +51,26 @@ class FakeKeyVault:
         if scheme == "Bearer" and token in self.tokens:
             return None
         port = self.server.url.rsplit(":", 1)[1]
-        return Reply(401, {"error": {"code": "Unauthorized", "message": "token required"}},
-                     {"WWW-Authenticate": f'Bearer authorization="https://login.microsoftonline'
-                                          f'.com/{TENANT}", resource="https://0.0.1:{port}"'})
+        return Reply(
+            401,
+            {"error": {"code": "Unauthorized", "message": "token required"}},
+            {
+                "WWW-Authenticate": f'Bearer authorization="https://login.microsoftonline'
+                f'.com/{TENANT}", resource="https://0.0.1:{port}"'
+            },
+        )
 
     def _bundle(self, name: str, version: str, value: str) -> dict[str, Any]:
-        return {"value": value, "id": f"{self.server.url}/secrets/{name}/{version}",
-                "attributes": {"enabled": True, "created": int(time.time()),
-                               "updated": int(time.time()), "recoveryLevel": "Recoverable"}}
+        return {
+            "value": value,
+            "id": f"{self.server.url}/secrets/{name}/{version}",
+            "attributes": {
+                "enabled": True,
+                "created": int(time.time()),
+                "updated": int(time.time()),
+                "recoveryLevel": "Recoverable",
+            },
+        }
 
     def _get(self, match: Any, record: Recorded) -> Reply:
         challenge = self._challenge(record)
@@ -90,6 +102,13 @@ class FakeKeyVault:
         token = secrets.token_urlsafe(32)
         self.tokens.add(token)
         expires = int(time.time()) + 3600
-        return Reply(200, {"access_token": token, "expires_on": str(expires),
-                           "expires_in": "3600", "resource": "https://0.0.1", "token_type":
-                           "Bearer"})
+        return Reply(
+            200,
+            {
+                "access_token": token,
+                "expires_on": str(expires),
+                "expires_in": "3600",
+                "resource": "https://0.0.1",
+                "token_type": "Bearer",
+            },
+        )

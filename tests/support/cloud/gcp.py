@@ -37,7 +37,8 @@ class FakeSecretManager:
             "GET", r"/v1/(?P<secret>projects/[^/]+/secrets/[^/]+)/versions/(?P<v>[^/:]+):access"
         )(self._access)
         self.server.route("POST", r"/v1/(?P<secret>projects/[^/]+/secrets/[^/]+):addVersion")(
-            self._add)
+            self._add
+        )
 
     def add(self, name: str, value: str) -> int:
         self.versions.setdefault(f"projects/{PROJECT}/secrets/{name}", []).append(value)
@@ -46,11 +47,16 @@ class FakeSecretManager:
     def credentials_file(self, directory: Path) -> Path:
         """A service-account key (fresh RSA key) whose token endpoint is this fake."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
         info = {
-            "type": "service_account", "project_id": PROJECT,
-            "private_key_id": secrets.token_hex(20), "private_key": pem,
+            "type": "service_account",
+            "project_id": PROJECT,
+            "private_key_id": secrets.token_hex(20),
+            "private_key": pem,
             "client_email": f"app@{PROJECT}.iam.gserviceaccount.com",
             "client_id": str(secrets.randbelow(10**20)),
             "token_uri": f"{self.server.url}/token",
@@ -70,8 +76,12 @@ class FakeSecretManager:
             return True
         for public_key in self.public_keys:
             try:
-                jwt.decode(token, public_key, algorithms=["RS256"],
-                           audience="https://secretmanager.googleapis.com/")
+                jwt.decode(
+                    token,
+                    public_key,
+                    algorithms=["RS256"],
+                    audience="https://secretmanager.googleapis.com/",
+                )
             except jwt.PyJWTError:
                 continue
             return True
@@ -102,9 +112,12 @@ class FakeSecretManager:
             return _error(401, "UNAUTHENTICATED")
         secret = match["secret"]
         if secret in self.denied or secret not in self.versions:
-            return _error(403 if secret in self.denied else 404,
-                          "PERMISSION_DENIED" if secret in self.denied else "NOT_FOUND")
+            return _error(
+                403 if secret in self.denied else 404,
+                "PERMISSION_DENIED" if secret in self.denied else "NOT_FOUND",
+            )
         payload = json.loads(record.body)["payload"]["data"]
         self.versions[secret].append(base64.b64decode(payload).decode())
-        return Reply(200, {"name": f"{secret}/versions/{len(self.versions[secret])}",
-                           "state": "ENABLED"})
+        return Reply(
+            200, {"name": f"{secret}/versions/{len(self.versions[secret])}", "state": "ENABLED"}
+        )

@@ -66,6 +66,7 @@ class FakeServer:
         def register(handler: Handler) -> Handler:
             self.routes.append((method, re.compile(pattern), handler))
             return handler
+
         return register
 
     @property
@@ -75,8 +76,11 @@ class FakeServer:
 
     def calls(self, method: str | None = None, path_regex: str = "") -> list[Recorded]:
         with self.lock:
-            return [r for r in self.requests if (method is None or r.method == method)
-                    and re.search(path_regex, r.path)]
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and re.search(path_regex, r.path)
+            ]
 
     def max_in_flight(self, requests: list[Recorded]) -> int:
         events = sorted([(r.started, 1) for r in requests] + [(r.ended, -1) for r in requests])
@@ -89,8 +93,7 @@ class FakeServer:
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
-        record = Recorded(handler.command, handler.path, handler.headers, body,
-                          time.monotonic())
+        record = Recorded(handler.command, handler.path, handler.headers, body, time.monotonic())
         with self.lock:
             self.requests.append(record)
         if self.down:
@@ -106,8 +109,11 @@ class FakeServer:
             if method == handler.command and match:
                 reply = route(match, record)
                 break
-        payload = b"" if reply.body is None else (
-            reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode())
+        payload = (
+            b""
+            if reply.body is None
+            else (reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode())
+        )
         # Stamped BEFORE the reply is written: once the client has it, the test may already be
         # reading this record (an unset end time made overlapping requests look sequential).
         record.ended = time.monotonic()
@@ -168,19 +174,29 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "fake-tls.crt", directory / "fake-tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path

@@ -33,7 +33,8 @@ class MotoServer:
 
     def client(self, service: str, keys: dict[str, str] | None = None) -> Any:
         return boto3.session.Session(region_name=REGION, **(keys or self.admin)).client(
-            service, endpoint_url=self.url)
+            service, endpoint_url=self.url
+        )
 
     def user_allowed(self, *actions: str) -> dict[str, str]:
         """Keys of a new user allowed exactly `actions`. moto enforces IAM actions but not the
@@ -41,19 +42,30 @@ class MotoServer:
         iam = self.client("iam")
         name = f"app-{secrets.token_hex(4)}"
         iam.create_user(UserName=name)
-        iam.put_user_policy(UserName=name, PolicyName="app", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}],
-        }))
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="app",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}],
+                }
+            ),
+        )
         key = iam.create_access_key(UserName=name)["AccessKey"]
-        return {"aws_access_key_id": key["AccessKeyId"],
-                "aws_secret_access_key": key["SecretAccessKey"]}
+        return {
+            "aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"],
+        }
 
     def env(self, keys: dict[str, str]) -> dict[str, str]:
         """Standard AWS variables pointing the SDK at this server with `keys`."""
-        return {"AWS_ENDPOINT_URL_SECRETS_MANAGER": self.url, "AWS_REGION": REGION,
-                "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
-                "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"]}
+        return {
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.url,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],
+        }
 
 
 @contextmanager
@@ -66,20 +78,33 @@ def moto_server(log_dir: Path) -> Iterator[MotoServer]:
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_until_answering(process, f"{url}/moto-api/", log_path, status=None)
-        bootstrap = {"aws_access_key_id": "AKIA" + secrets.token_hex(8).upper(),
-                     "aws_secret_access_key": secrets.token_urlsafe(30)}
-        iam = boto3.session.Session(region_name=REGION, **bootstrap).client(
-            "iam", endpoint_url=url)
+        bootstrap = {
+            "aws_access_key_id": "AKIA" + secrets.token_hex(8).upper(),
+            "aws_secret_access_key": secrets.token_urlsafe(30),
+        }
+        iam = boto3.session.Session(region_name=REGION, **bootstrap).client("iam", endpoint_url=url)
         iam.create_user(UserName="admin")
-        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName="admin",
+            PolicyName="all",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
         key = iam.create_access_key(UserName="admin")["AccessKey"]
-        admin = {"aws_access_key_id": key["AccessKeyId"],
-                 "aws_secret_access_key": key["SecretAccessKey"]}
+        admin = {
+            "aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"],
+        }
         yield MotoServer(url, admin)
     finally:
         stop(process, timeout=10)

@@ -74,8 +74,17 @@ class FakeVault:
             ok = (body.get("role"), body.get("jwt")) == self.kubernetes
         if not ok:
             return Reply(400, {"errors": ["invalid credentials"]})
-        return Reply(200, {"auth": {"client_token": self.new_token(), "renewable": True,
-                                    "lease_duration": self.login_ttl, "policies": ["app"]}})
+        return Reply(
+            200,
+            {
+                "auth": {
+                    "client_token": self.new_token(),
+                    "renewable": True,
+                    "lease_duration": self.login_ttl,
+                    "policies": ["app"],
+                }
+            },
+        )
 
     def _read(self, match: Any, record: Recorded) -> Reply:
         key = f"{match['mount']}/{match['path']}"
@@ -88,9 +97,15 @@ class FakeVault:
         number = int(query.get("version") or len(versions))
         if not 1 <= number <= len(versions):
             return Reply(404, {"errors": []})
-        return Reply(200, {"data": {"data": versions[number - 1],
-                                    "metadata": {"version": number, "deletion_time": "",
-                                                 "destroyed": False}}})
+        return Reply(
+            200,
+            {
+                "data": {
+                    "data": versions[number - 1],
+                    "metadata": {"version": number, "deletion_time": "", "destroyed": False},
+                }
+            },
+        )
 
     def _write(self, match: Any, record: Recorded) -> Reply:
         key = f"{match['mount']}/{match['path']}"
@@ -99,8 +114,9 @@ class FakeVault:
         body = json.loads(record.body)
         cas = (body.get("options") or {}).get("cas")
         if cas is not None and int(cas) != len(self.kv.get(key, [])):
-            return Reply(400, {"errors": ["check-and-set parameter did not match the current "
-                                          "version"]})
+            return Reply(
+                400, {"errors": ["check-and-set parameter did not match the current version"]}
+            )
         number = self.put(key, body["data"])
         return Reply(200, {"data": {"version": number}})
 
@@ -110,11 +126,23 @@ class FakeVault:
             return DENIED
         assert self.issue_credentials is not None
         data = self.issue_credentials(match["role"])
-        lease = Lease(f"{key}/{secrets.token_hex(8)}", data, self.lease_ttl, self.lease_max_ttl,
-                      self.lease_ttl)
+        lease = Lease(
+            f"{key}/{secrets.token_hex(8)}",
+            data,
+            self.lease_ttl,
+            self.lease_max_ttl,
+            self.lease_ttl,
+        )
         self.leases[lease.lease_id] = lease
-        return Reply(200, {"lease_id": lease.lease_id, "lease_duration": lease.ttl,
-                           "renewable": True, "data": data})
+        return Reply(
+            200,
+            {
+                "lease_id": lease.lease_id,
+                "lease_duration": lease.ttl,
+                "renewable": True,
+                "data": data,
+            },
+        )
 
     def _renew(self, match: Any, record: Recorded) -> Reply:
         if record.headers.get("X-Vault-Token") not in self.tokens:
@@ -125,5 +153,6 @@ class FakeVault:
             return Reply(400, {"errors": ["lease not found"]})
         grant = min(int(body.get("increment") or lease.ttl), lease.max_ttl - lease.granted)
         lease.granted += grant
-        return Reply(200, {"lease_id": lease.lease_id, "lease_duration": max(grant, 0),
-                           "renewable": True})
+        return Reply(
+            200, {"lease_id": lease.lease_id, "lease_duration": max(grant, 0), "renewable": True}
+        )

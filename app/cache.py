@@ -11,7 +11,7 @@ from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app.config import Settings
+from app.config import REDIS_PASSWORD, Settings
 from app.secrets import SecretStore
 
 
@@ -21,8 +21,7 @@ class StoreCredentialProvider(CredentialProvider):
         self._store = store
 
     def get_credentials(self) -> tuple[str] | tuple[str, str]:
-        secret = self._store.get("REDIS_PASSWORD")
-        password = secret.get_secret_value() if secret is not None else ""
+        password = self._store.parsed(REDIS_PASSWORD) or ""
         if self._username:
             return (self._username, password)
         return (password,)
@@ -43,7 +42,7 @@ def create_redis(settings: Settings, store: SecretStore) -> Redis:
         # the reconnect is refused). Timeouts are not retried: that would double the wait.
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
-    if store.entry("REDIS_PASSWORD") is not None:
+    if store.entry(REDIS_PASSWORD.name) is not None:
         options["credential_provider"] = StoreCredentialProvider(settings.redis_username, store)
     if settings.redis_ssl_ca_file is not None:
         options["ssl_ca_certs"] = str(settings.redis_ssl_ca_file)

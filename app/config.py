@@ -1,11 +1,15 @@
-"""Typed settings: every knob the service reads, in one place.
+"""Typed settings: every knob the service reads, in one place, and the secret declarations.
 
-`Settings` describes what is *configured*. For a secret setting `X` it holds the declared value of
-`X` (a literal or a secret reference such as `aws-sm://...`) and of `X_FILE`; resolving those into
+`Settings` describes what is *configured*. For each declared secret `X` (the `SECRETS` registry
+below) it keeps how `X` was given: the value of `X` (a literal or a reference such as
+`aws-sm://...`) and/or `X_FILE`, read through `settings.secret_input("X")`. Resolving those into
 current values, and refreshing them, is the job of `app.secrets.SecretStore`. Consumers never read
 secret values from `Settings`: they pull them from the store so rotation reaches them.
 
-Nothing here runs at import time: call `Settings()` (or `load_settings()`) when the process starts.
+Adding a secret is ONE declaration in `SECRETS` (docs/extending.md): its `X` / `X_FILE` /
+`SECRETS_DIR` binding, `config check`, `secrets init`, redaction and the tests derive from it.
+
+Nothing here runs at import time but the declarations: call `Settings()` when the process starts.
 """
 
 from __future__ import annotations
@@ -14,30 +18,99 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+)
+
+from app.keys.signing import KeyRing, new_dev_ring, parse_ring, ring_checks
+from app.secrets import SecretInput, SecretRegistry, SecretSpec
+from app.secrets.checks import (
+    Credentials,
+    credentials,
+    credentials_not_placeholder,
+    new_password,
+    not_placeholder,
+    text,
+)
+
+# ---- the secrets the service reads (SPEC section 2) ------------------------------------------
+
+DATABASE_PASSWORD = SecretSpec[str](
+    name="DATABASE_PASSWORD",
+    description="PostgreSQL password, asked for by every NEW pool connection",
+    parse=text,
+    check=not_placeholder,
+    generate=new_password,
+)
+DATABASE_CREDENTIALS = SecretSpec[Credentials](
+    name="DATABASE_CREDENTIALS",
+    description='{"username","password"} (e.g. a Vault database lease); overrides the URL user',
+    parse=credentials,
+    check=credentials_not_placeholder,
+)
+REDIS_PASSWORD = SecretSpec[str](
+    name="REDIS_PASSWORD",
+    description="Redis ACL password, through the pool's credential provider",
+    parse=text,
+    check=not_placeholder,
+    generate=new_password,
+)
+JWT_KEYS = SecretSpec[KeyRing](
+    name="JWT_KEYS",
+    description="the JWT key ring: a JWK Set, or raw HMAC secrets one per line (newest first)",
+    parse=parse_ring,
+    check=ring_checks,
+    required=True,
+    generate=new_dev_ring,
+)
+METRICS_TOKEN = SecretSpec[str](
+    name="METRICS_TOKEN",
+    description="bearer token for /metrics",
+    parse=text,
+    check=not_placeholder,
+    generate=new_password,
+)
+
+#: Every secret, in the order `config check` shows them. Declare a new one here (and say what
+#: it is for in .env.example and docs/secrets.md): that is all it takes.
+SECRETS = SecretRegistry(
+    DATABASE_PASSWORD, DATABASE_CREDENTIALS, REDIS_PASSWORD, JWT_KEYS, METRICS_TOKEN
 )
 
 Environment = Literal["development", "test", "production"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
-#: Secret settings, by env var name. Each may also come from `<NAME>_FILE` or `SECRETS_DIR`.
-SECRET_SETTINGS: tuple[str, ...] = (
-    "DATABASE_PASSWORD",
-    "DATABASE_CREDENTIALS",
-    "REDIS_PASSWORD",
-    "JWT_KEYS",
-    "METRICS_TOKEN",
-)
-
 
 def dotenv_applies() -> bool:
     """Whether `.env` is read: only when the process environment's `APP_ENV` is development."""
     return os.environ.get("APP_ENV", "development").strip().lower() == "development"
+
+
+def _declared(values: dict[str, Any]) -> dict[str, Any]:
+    variables = SECRETS.variables()
+    return {k: v for k, v in values.items() if k.upper() in variables}
+
+
+class _DeclaredSecretsEnv(EnvSettingsSource):
+    """`X` and `X_FILE` of every declared secret from the process environment (they are not
+    fields: the registry, not the field list, says which secrets exist)."""
+
+    def __call__(self) -> dict[str, Any]:
+        return _declared(dict(self.env_vars))
 
 
 class _DevelopmentDotEnv(DotEnvSettingsSource):
@@ -50,7 +123,14 @@ class _DevelopmentDotEnv(DotEnvSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if not dotenv_applies():
             return {}
-        return super().__call__()
+        return {**_declared(dict(self.env_vars)), **super().__call__()}
+
+
+def _secret_input(name: str, values: dict[str, Any]) -> SecretInput:
+    value, path = values.get(name), values.get(f"{name}_FILE")
+    if value is not None and not isinstance(value, SecretStr):
+        value = SecretStr(str(value))
+    return SecretInput(value, Path(path) if path is not None else None)
 
 
 class Settings(BaseSettings):
@@ -67,10 +147,6 @@ class Settings(BaseSettings):
 
     # PostgreSQL
     database_url: str = "postgresql+asyncpg://app@localhost:5432/app"
-    database_password: SecretStr | None = None
-    database_password_file: Path | None = None
-    database_credentials: SecretStr | None = None
-    database_credentials_file: Path | None = None
     database_sslmode: SslMode | None = None
     database_ssl_ca_file: Path | None = None
     db_pool_size: int = Field(10, ge=1)
@@ -83,16 +159,12 @@ class Settings(BaseSettings):
     # Redis
     redis_url: str = "redis://localhost:6379/0"
     redis_username: str | None = None
-    redis_password: SecretStr | None = None
-    redis_password_file: Path | None = None
     redis_ssl_ca_file: Path | None = None
     redis_socket_timeout_seconds: float = Field(2.0, gt=0)
     redis_max_connections: int = Field(100, ge=1)
     redis_key_prefix: str = "app:"
 
     # Tokens
-    jwt_keys: SecretStr | None = None
-    jwt_keys_file: Path | None = None
     jwt_issuer: str = "app"
     jwt_audience: str = "app"
     access_token_ttl_seconds: int = Field(900, gt=0)
@@ -121,12 +193,40 @@ class Settings(BaseSettings):
     # Observability (docs/operations.md): /metrics needs METRICS_TOKEN as a bearer token, or
     # comes from METRICS_ALLOWED_NETWORKS when no token is configured.
     metrics_enabled: bool = True
-    metrics_token: SecretStr | None = None
-    metrics_token_file: Path | None = None
     metrics_allowed_networks: str = "127.0.0.0/8,::1/128"
     # Tracing is off unless an OTLP endpoint is configured (needs the `[otel]` extra).
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "fastapi-secrets-template"
+
+    # How each declared secret was given (see `secret_input`); never part of a repr or dump.
+    _secret_inputs: dict[str, SecretInput] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _collect_secret_inputs(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if not isinstance(data, dict):
+            return handler(data)
+        given = {k.upper(): v for k, v in _declared(data).items() if v is not None}
+        wrong = [k for k, v in given.items() if not isinstance(v, str | SecretStr | os.PathLike)]
+        if wrong:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("string_type", "must be a string"),
+                        loc=(name.lower(),),
+                        input="[hidden]",  # never the value, even in str(error)
+                    )
+                    for name in wrong
+                ],
+            )
+        settings = handler({k: v for k, v in data.items() if k.upper() not in SECRETS.variables()})
+        settings._secret_inputs = {spec.name: _secret_input(spec.name, given) for spec in SECRETS}
+        return settings
+
+    def secret_input(self, name: str) -> SecretInput:
+        """How the secret `name` was configured (`X` and/or `X_FILE`); empty when not at all."""
+        return self._secret_inputs.get(name, SecretInput())
 
     @field_validator("app_env", "log_level", "log_format", "database_sslmode", mode="before")
     @classmethod
@@ -153,4 +253,21 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # `SECRETS_DIR` and `*_FILE` are resolved by the SecretStore (it must re-read them on
         # rotation and report where each value came from), so pydantic's own secrets source is off.
-        return init_settings, env_settings, _DevelopmentDotEnv(settings_cls)
+        return (
+            init_settings,
+            env_settings,
+            _DeclaredSecretsEnv(settings_cls),
+            _DevelopmentDotEnv(settings_cls),
+        )
+
+
+def _check_declarations() -> None:
+    """A declared secret whose name is also a plain setting would be read twice, differently:
+    refuse that at import, loudly."""
+    fields = {name.upper() for name in Settings.model_fields}
+    clashing = sorted(v for v in SECRETS.variables() if v in fields)
+    if clashing:
+        raise TypeError(f"declared secrets clash with plain settings: {', '.join(clashing)}")
+
+
+_check_declarations()

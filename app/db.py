@@ -7,9 +7,7 @@ from the next connection on, and existing connections are recycled by `pool_recy
 
 from __future__ import annotations
 
-import json
 import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -22,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.config import Settings
+from app.config import DATABASE_CREDENTIALS, DATABASE_PASSWORD, Settings
 from app.secrets import SecretStore
 
 
@@ -45,17 +43,16 @@ def _ssl_argument(settings: Settings) -> ssl.SSLContext | str | None:
 
 
 #: The only secrets a database connection needs (what `migrate` resolves: least privilege).
-DATABASE_SECRETS = ("DATABASE_PASSWORD", "DATABASE_CREDENTIALS")
+DATABASE_SECRETS = (DATABASE_PASSWORD.name, DATABASE_CREDENTIALS.name)
 
 
 def current_credentials(store: SecretStore) -> dict[str, str]:
     """User/password for a new connection, read from the store at this instant."""
-    composite = store.get("DATABASE_CREDENTIALS")
+    composite = store.parsed(DATABASE_CREDENTIALS)
     if composite is not None:
-        document = json.loads(composite.get_secret_value())
-        return {"user": document["username"], "password": document["password"]}
-    password = store.get("DATABASE_PASSWORD")
-    return {"password": password.get_secret_value()} if password is not None else {}
+        return {"user": composite.username, "password": composite.password}
+    password = store.parsed(DATABASE_PASSWORD)
+    return {"password": password} if password is not None else {}
 
 
 def pool_recycle_seconds(settings: Settings, store: SecretStore) -> int:
@@ -66,7 +63,7 @@ def pool_recycle_seconds(settings: Settings, store: SecretStore) -> int:
     recycling connections within that quarter means no connection outlives its credentials.
     """
     configured = settings.db_pool_recycle_seconds
-    entry = store.entry("DATABASE_CREDENTIALS")
+    entry = store.entry(DATABASE_CREDENTIALS.name)
     if entry is None or entry.ttl is None:
         return configured
     cap = max(1, int(entry.ttl / 4))
@@ -110,8 +107,10 @@ async def connect_dedicated(settings: Settings, store: SecretStore) -> asyncpg.C
 
 
 def create_engine(settings: Settings, store: SecretStore, **options: Any) -> AsyncEngine:
-    """The pooled engine; `options` override `create_async_engine` arguments (the user-lookup
-    reader in app/security/users_cache.py uses a small AUTOCOMMIT pool on the same hooks)."""
+    """The process's one pooled engine; `options` override `create_async_engine` arguments.
+
+    `hide_parameters`: a failing statement's log line and exception never carry its bound
+    parameters (an email, a hash)."""
     connect_args = _connect_args(settings)
     arguments: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
@@ -119,6 +118,7 @@ def create_engine(settings: Settings, store: SecretStore, **options: Any) -> Asy
         "pool_timeout": settings.db_pool_timeout_seconds,
         "pool_recycle": pool_recycle_seconds(settings, store),
         "pool_pre_ping": True,
+        "hide_parameters": True,
         "connect_args": connect_args,
     }
     arguments.update(options)
@@ -135,8 +135,3 @@ def create_engine(settings: Settings, store: SecretStore, **options: Any) -> Asy
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    async with maker() as session:
-        yield session

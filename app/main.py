@@ -1,65 +1,68 @@
 """Application factory and lifespan.
 
-`create_app(settings)` builds the ASGI app; the lifespan OWNS every resource: it resolves the
-secrets, opens the DB and Redis pools, starts the secret refresher, and closes them all on
-shutdown. Nothing is created at import time, so tests and tools can build as many apps as they
-need with different settings.
+`create_app(settings)` builds the ASGI app; its lifespan is the ONE owner of every resource. It
+opens them in dependency order in one `AsyncExitStack` (secrets -> log redaction -> engine ->
+Redis -> security -> user status cache -> observability hooks), yields them as one typed
+`Resources` (the lifespan state; routes reach it through `app.api.deps`), and closes them in
+reverse, every close attempted even when an open or another close fails. Nothing is created at
+import time, so tests and tools can build as many apps as they need with different settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import auth, health, jwks, users
+from app.api.routes import auth, health, jwks, metrics, users
 from app.cache import create_redis
-from app.config import Settings
-from app.db import create_engine, create_sessionmaker
-from app.observability.setup import install_observability
+from app.config import SECRETS, Settings
+from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_recycle_seconds
+from app.observability.audit import secret_event
+from app.observability.setup import Observability
+from app.resources import Resources, State
 from app.secrets import SecretStore
 from app.secrets.redaction import register_secret_source
 from app.security.runtime import Security
-from app.security.users_cache import UserDirectory
+from app.user_status import UserStatusCache
+
+
+class Application(FastAPI):
+    """FastAPI behind one ASGI layer at its edge, outside everything Starlette builds.
+
+    `add_middleware` would place a middleware inside Starlette's `ServerErrorMiddleware`, where
+    an unhandled error's 500 bypasses it (no request id header, no metric). Observability must
+    see every response, so `edge` wraps the app itself."""
+
+    def __init__(self, *, edge: Callable[[ASGIApp], ASGIApp], **options: Any) -> None:
+        super().__init__(**options)
+        self._edged: ASGIApp = edge(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._edged(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, store: SecretStore | None = None) -> FastAPI:
-    """Build the app. `store` may be passed when the caller already resolved the secrets
-    (the `serve` command does, to fail fast before binding a port)."""
+    """Build the app. `store` may be passed when the caller already resolved the secrets (the
+    `serve` command does, to fail fast before binding a port); the caller then owns it: the app
+    does not close it."""
     settings = settings if settings is not None else Settings()
+    observability = Observability(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        secrets = store if store is not None else await SecretStore.open(settings)
-        unregister_redaction = register_secret_source(secrets)  # logs mask its live values
-        engine = create_engine(settings, secrets)
-        redis = create_redis(settings, secrets)
-        app.state.secrets = secrets
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.redis = redis
-        app.state.security = Security.create(settings, secrets, redis)
-        app.state.users = UserDirectory(settings, secrets)  # NOTIFY-invalidated user cache
-        secrets.start()
-        app.state.security.start()
-        app.state.users.start()
-        observability.start(app)  # metrics follow the store; key-ring changes are audited
-        try:
-            yield
-        finally:
-            observability.stop()
-            await app.state.security.aclose()
-            await app.state.users.aclose()
-            await secrets.aclose()
-            await redis.aclose()
-            await engine.dispose()
-            unregister_redaction()
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        async with AsyncExitStack() as stack:
+            yield {"resources": await open_resources(stack, settings, store, observability)}
 
     production = settings.is_production
-    app = FastAPI(
+    app = Application(
+        edge=observability.edge,
         title="fastapi-secrets-template",
         version="0.1.0",
         lifespan=lifespan,
@@ -67,12 +70,54 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         redoc_url=None if production else "/redoc",
         openapi_url=None if production else "/openapi.json",
     )
-    app.state.settings = settings  # set once, here: it exists even before the lifespan runs
-    observability = install_observability(app, settings)  # request ids, access log, /metrics
+    observability.instrument(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(jwks.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router(settings))
     return app
+
+
+async def open_resources(
+    stack: AsyncExitStack,
+    settings: Settings,
+    store: SecretStore | None,
+    observability: Observability,
+) -> Resources:
+    """Open every resource on `stack`, each close registered right after its open."""
+    if store is None:
+        store = await SecretStore.open(settings, SECRETS, events=secret_event)
+        stack.push_async_callback(store.aclose)
+    stack.callback(register_secret_source(store))  # logs mask its live values
+    engine = create_engine(settings, store)
+    stack.push_async_callback(engine.dispose)
+    redis = create_redis(settings, store)
+    stack.push_async_callback(redis.aclose)
+    security = Security.create(settings, store, redis)
+    stack.push_async_callback(security.aclose)
+    users = UserStatusCache(
+        engine,
+        functools.partial(connect_dedicated, settings, store),
+        functools.partial(pool_recycle_seconds, settings, store),
+    )
+    stack.push_async_callback(users.aclose)
+    await stack.enter_async_context(observability.attached(store, engine, redis))
+    # Background work starts last, once everything it uses exists; it stops first.
+    store.start()
+    stack.push_async_callback(store.stop)
+    security.start()
+    users.start()
+    return Resources(
+        settings=settings,
+        store=store,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        redis=redis,
+        security=security,
+        users=users,
+        metrics=observability.metrics,
+    )

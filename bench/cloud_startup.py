@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from app.config import SECRETS as DECLARED
 from app.config import Settings
 from app.secrets import SecretStore
 from app.secrets.references import load_provider, parse_reference
@@ -70,7 +71,7 @@ async def _measure(refs: list[str], store_refs: dict[str, str]) -> tuple[float, 
     finally:
         await provider.aclose()
     started = time.perf_counter()
-    store = await SecretStore.open(_settings(**store_refs))
+    store = await SecretStore.open(_settings(**store_refs), DECLARED)
     opened = time.perf_counter() - started
     await store.aclose()
     return one, many, opened

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from app.security.keyring import KeyRing
+from app.keys.signing import KeyRing
 from app.security.tokens import ACCESS_TOKEN_TYPE
 from bench.report import Result
 

@@ -10,14 +10,14 @@ import sys
 import uvicorn
 import uvloop
 
-from app.config import Settings
+from app.config import SECRETS, Settings
 from app.logs import configure_logging
 from app.secrets import SecretStore
 from bench.app import create_bench_app
 
 
 async def _serve(settings: Settings) -> None:
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     config = uvicorn.Config(
         create_bench_app(settings, store=store),
         host=settings.host,

@@ -9,7 +9,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.config import Settings
+from app.config import SECRETS, Settings
 from app.db import DATABASE_SECRETS, create_engine, database_url
 from app.models import Base
 from app.secrets import SecretStore
@@ -41,7 +41,7 @@ def _run(connection: Connection) -> None:
 
 async def run_migrations_online() -> None:
     settings = _settings()
-    store = await SecretStore.open(settings, only=DATABASE_SECRETS)
+    store = await SecretStore.open(settings, SECRETS, only=DATABASE_SECRETS)
     engine = create_engine(settings, store)
     try:
         async with engine.connect() as connection:

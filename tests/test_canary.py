@@ -26,11 +26,12 @@ from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
 from app.cli.common import settings_problems
-from app.config import SECRET_SETTINGS, Settings
+from app.config import SECRETS, Settings
 from app.logs import configure_logging
 from app.main import create_app
+from app.resources import resources_of
 from tests.conftest import SettingsFactory
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan
 from tests.support.private_services import private_redis
 from tests.support.server import run_cli, serve
 
@@ -57,7 +58,7 @@ class Canaries:
     def make(cls) -> Canaries:
         values: dict[str, str] = {}
         canaries: list[str] = []
-        for name in SECRET_SETTINGS:
+        for name in SECRETS.names():
             canary = make_canary(name)
             canaries.append(canary)
             if name == "DATABASE_CREDENTIALS":
@@ -372,7 +373,7 @@ def add_forced_errors(app: FastAPI) -> None:
     """Careless code: an exception and a log line carrying secrets. Must still not leak."""
 
     async def boom(request: Request) -> None:
-        store = request.app.state.secrets
+        store = resources_of(request).store
         password = store.get("DATABASE_PASSWORD").get_secret_value()
         logging.getLogger("app.careless").warning(
             "connecting with %s (%s)", password, base64.b64encode(password.encode()).decode()
@@ -414,7 +415,7 @@ async def test_in_process_app_never_emits_a_canary(
     add_forced_errors(app)
     routes = endpoints(app)
     async with (
-        app.router.lifespan_context(app),
+        lifespan(app),
         client_for(app, raise_app_exceptions=False) as client,
     ):
         assert (await client.get("/health/ready")).status_code == 200  # redis auth works
@@ -444,7 +445,7 @@ async def test_server_and_cli_processes_never_emit_a_canary(
     tmp_path: Path,
     make_settings: SettingsFactory,
 ) -> None:
-    env = {k: v for k, v in server_env.items() if k not in SECRET_SETTINGS}
+    env = {k: v for k, v in server_env.items() if k not in SECRETS.variables()}
     mount = tmp_path / "mount"
     mount.mkdir()
     for index, (name, value) in enumerate(sorted(canaries.values.items())):

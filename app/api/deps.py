@@ -1,4 +1,8 @@
-"""`Annotated` dependency aliases. Everything comes from `app.state`, owned by the lifespan."""
+"""`Annotated` dependency aliases: what a route declares to get a resource or the caller.
+
+Every alias reads the lifespan's `Resources` through `app.resources.resources_of`, so a route
+never touches `app.state` and a test can see exactly what a route uses from its signature.
+"""
 
 from __future__ import annotations
 
@@ -9,53 +13,63 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
-from app.secrets import SecretStore
-
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_store(request: Request) -> SecretStore:
-    store: SecretStore = request.app.state.secrets
-    return store
-
-
-def get_redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
-    return redis
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessionmaker() as session:
-        yield session
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[SecretStore, Depends(get_store)]
-RedisDep = Annotated[Redis, Depends(get_redis)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-
-
-# Bearer authentication, reusable by any router (the bench mounts a protected no-op with it).
-from app.security.http import (  # noqa: E402
+from app.api.auth import (
     AuthenticatedUser,
     CurrentClaims,
     CurrentUser,
     current_claims,
     current_user,
+    unauthorized,
 )
+from app.config import Settings
+from app.resources import Resources, resources_of
+from app.secrets import SecretStore
+from app.security.runtime import Security
+
+
+def get_resources(request: Request) -> Resources:
+    return resources_of(request)
+
+
+def get_settings(request: Request) -> Settings:
+    return resources_of(request).settings
+
+
+def get_store(request: Request) -> SecretStore:
+    return resources_of(request).store
+
+
+def get_redis(request: Request) -> Redis:
+    return resources_of(request).redis
+
+
+def get_security(request: Request) -> Security:
+    return resources_of(request).security
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with resources_of(request).sessionmaker() as session:
+        yield session
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[SecretStore, Depends(get_store)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+SecurityDep = Annotated[Security, Depends(get_security)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 __all__ = [
     "AuthenticatedUser",
     "CurrentClaims",
     "CurrentUser",
     "RedisDep",
+    "ResourcesDep",
+    "SecurityDep",
     "SessionDep",
     "SettingsDep",
     "StoreDep",
     "current_claims",
     "current_user",
+    "unauthorized",
 ]

@@ -18,15 +18,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.security.errors import Unavailable
+
 logger = logging.getLogger("app.errors")
-
-
-class ServiceUnavailable(Exception):
-    """A dependency needed to answer safely is down; answer 503, never a guess."""
-
-    def __init__(self, dependency: str) -> None:
-        self.dependency = dependency
-        super().__init__(f"{dependency} unavailable")
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
@@ -68,7 +62,7 @@ def _unavailable(request: Request, dependency: str, cause: Exception) -> JSONRes
 
 
 async def _service_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    dependency = exc.dependency if isinstance(exc, ServiceUnavailable) else "dependency"
+    dependency = exc.dependency if isinstance(exc, Unavailable) else "dependency"
     return _unavailable(request, dependency, exc)
 
 
@@ -107,7 +101,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(ServiceUnavailable, _service_unavailable)
+    app.add_exception_handler(Unavailable, _service_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OSError, _unreachable)

@@ -14,7 +14,7 @@ import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 from app.cli.common import load_settings, report, setting_origin
-from app.config import SECRET_SETTINGS, Settings
+from app.config import SECRETS, Settings
 from app.secrets import ConfigError, ConfigProblem, SecretStore
 
 Row = tuple[str, str, str, str]
@@ -46,12 +46,8 @@ def mask_url_password(value: str) -> tuple[str, bool]:
 
 
 def _plain_rows(settings: Settings) -> list[Row]:
-    secret_fields = {name.lower() for name in SECRET_SETTINGS}
-    secret_fields |= {f"{name}_file" for name in secret_fields}
     rows: list[Row] = []
     for field in type(settings).model_fields:
-        if field in secret_fields:
-            continue
         name = field.upper()
         value = getattr(settings, field)
         shown, had_password = (
@@ -69,17 +65,31 @@ def _plain_rows(settings: Settings) -> list[Row]:
 
 
 def _secret_rows(store: SecretStore) -> list[Row]:
+    """One row per DECLARED secret: source, status and origin (a variable name, a path or a
+    reference) and the version its backend reported. Never a value."""
     rows: list[Row] = []
-    for row in store.describe():
-        if row["status"] == "error":
-            detail = f"{row['problem']}" + (f" (from {row['origin']})" if row["origin"] else "")
+    for spec in store.registry:
+        name = spec.name
+        entry = store.entry(name)
+        problem = store.problems.get(name)
+        binding = store.bindings.get(name)
+        if problem is not None:
+            where = f" (from {problem.origin})" if problem.origin else ""
+            rows.append(
+                (name, binding.source if binding else "-", "error", f"{problem.message}{where}")
+            )
+        elif entry is not None:
+            detail = entry.origin + (f" (version {entry.version})" if entry.version else "")
+            status = "generated" if entry.source == "generated" else "ok"
+            rows.append((name, entry.source, status, detail))
+        elif binding is not None:  # resolved fine, but the set as a whole was refused
+            rows.append((name, binding.source, "ok", binding.origin))
+        elif spec.required:
+            rows.append(
+                (name, "-", "missing", "required: set it, its _FILE, or a file in SECRETS_DIR")
+            )
         else:
-            detail = row["origin"]
-            if row["version"]:
-                detail = f"{detail} (version {row['version']})"
-            if row["status"] == "missing":
-                detail = "required: set it, its _FILE, or a file in SECRETS_DIR"
-        rows.append((row["setting"], row["source"], row["status"], detail))
+            rows.append((name, "-", "not set", ""))
     return rows
 
 
@@ -107,6 +117,6 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 async def _resolve(settings: Settings) -> tuple[SecretStore, list[ConfigProblem]]:
-    store, problems = await SecretStore.resolve(settings)
+    store, problems = await SecretStore.resolve(settings, SECRETS)
     await store.aclose()
     return store, problems

@@ -14,18 +14,16 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from app.security.keyring import ALGORITHMS, KeyRing, KeyRingError, b64url, jwk_thumbprint
+from app.cli.keys_ref import added_message, rotate_ref_command
+from app.keys.signing import ALGORITHMS, KeyRing, KeyRingError, new_jwk
 
 DEFAULT_ALG = "EdDSA"
-_HMAC_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
-_RSA_BITS = 3072
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,49 +64,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     retire.set_defaults(handler=retire_command)
 
 
-def new_jwk(alg: str, now: float | None = None, activate_in: float = 0.0) -> dict[str, Any]:
-    """A new private JWK with `kid` (RFC 7638 thumbprint), `alg`, `use`, `iat` and `nbf`."""
-    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-
-    document: dict[str, Any]
-    if alg in _HMAC_BYTES:
-        document = {"kty": "oct", "k": b64url(secrets.token_bytes(_HMAC_BYTES[alg]))}
-    elif alg == "EdDSA":
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        document = OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate(), as_dict=True)
-    elif alg == "ES256":
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        document = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()), as_dict=True)
-    elif alg == "RS256":
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        private = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
-        document = RSAAlgorithm.to_jwk(private, as_dict=True)
-    else:
-        raise KeyRingError(f"unsupported alg {alg}")
-    created = int(time.time() if now is None else now)
-    document.update(
-        {
-            "kid": jwk_thumbprint(document),
-            "alg": alg,
-            "use": "sig",
-            "iat": created,
-            "nbf": created + max(round(activate_in), 0),
-        }
-    )
-    return document
-
-
-def added_message(new: dict[str, Any], count: int, where: object) -> str:
-    """What `keys rotate` prints (kid, alg and start, never key material)."""
-    return (
-        f"added key {new['kid']} ({new['alg']}), signing from nbf={new['nbf']}; "
-        f"{count} key(s) in {where}"
-    )
-
-
 def generate_command(args: argparse.Namespace) -> int:
     print(json.dumps(new_jwk(args.alg), indent=2))
     return 0
@@ -129,14 +84,15 @@ def read_ring_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def write_ring_atomically(path: Path, keys: list[dict[str, Any]]) -> None:
-    """Validate, then temp file + fsync + rename, keeping the file's mode (0600 if new)."""
+    """Validate, then temp file + fsync + rename. The result is 0600 whatever the old mode was
+    (SPEC section 5: a key ring is readable by its owner only); the owner is kept."""
     text = json.dumps({"keys": keys}, indent=2) + "\n"
     KeyRing.parse(text)
     try:
-        mode = path.stat().st_mode & 0o7777
         owner: tuple[int, int] | None = (path.stat().st_uid, path.stat().st_gid)
     except FileNotFoundError:
-        mode, owner = 0o600, None
+        owner = None
+    mode = 0o600
     directory = path.resolve().parent
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -163,8 +119,6 @@ def write_ring_atomically(path: Path, keys: list[dict[str, Any]]) -> None:
 
 def rotate_command(args: argparse.Namespace) -> int:
     if args.ref is not None:
-        from app.cli.keys_ref import rotate_ref_command
-
         return rotate_ref_command(args)
     try:
         keys = read_ring_documents(args.file) if args.file.exists() else []

@@ -14,11 +14,11 @@ import sys
 from typing import Any
 
 from app.cli.common import load_settings, report
+from app.keys.signing import KeyRing, KeyRingError, new_jwk
 from app.secrets import ConfigError
 from app.secrets.errors import SecretFetchError
 from app.secrets.references import MissingExtraError
 from app.secrets.writers import Written, update_secret
-from app.security.keyring import KeyRing, KeyRingError
 
 
 def ring_documents(text: str | None) -> list[dict[str, Any]]:
@@ -28,9 +28,15 @@ def ring_documents(text: str | None) -> list[dict[str, Any]]:
     return KeyRing.documents(text)
 
 
-def rotate_ref_command(args: argparse.Namespace) -> int:
-    from app.cli.keys_cmd import added_message, new_jwk
+def added_message(new: dict[str, Any], count: int, where: object) -> str:
+    """What `keys rotate` prints (kid, alg and start, never key material)."""
+    return (
+        f"added key {new['kid']} ({new['alg']}), signing from nbf={new['nbf']}; "
+        f"{count} key(s) in {where}"
+    )
 
+
+def rotate_ref_command(args: argparse.Namespace) -> int:
     ring: list[dict[str, Any]] = []  # as written, the new key first
 
     def add_key(current: str | None) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 import uvicorn
 
 from app.cli.common import load_settings, report
-from app.config import Settings
+from app.config import SECRETS, Settings
+from app.observability.audit import secret_event
 from app.secrets import ConfigError, ConfigProblem, SecretStore
 
 
@@ -73,9 +74,12 @@ def serve_command(args: argparse.Namespace) -> int:
     async def run() -> None:
         # Resolve every secret before binding the port, on the loop that will serve, so the
         # store's providers and refresher belong to that loop.
-        store = await SecretStore.open(settings)
-        server = _Server(uvicorn.Config(create_app(settings, store=store), **common))
-        await server.serve()
+        store = await SecretStore.open(settings, SECRETS, events=secret_event)
+        try:
+            server = _Server(uvicorn.Config(create_app(settings, store=store), **common))
+            await server.serve()
+        finally:
+            await store.aclose()  # the caller opened it, so the caller closes it
 
     loop_factory = uvicorn.Config("app.main:create_app", factory=True, **common).get_loop_factory()
     try:
@@ -98,7 +102,7 @@ def worker_app() -> Any:
 
 
 async def _check_secrets(settings: Settings) -> None:
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     await store.aclose()
 
 

@@ -1,27 +1,26 @@
 """Scrape-time collectors: read the live objects when Prometheus asks, so a gauge can never
 disagree with the state it describes (a secret's age, the key ring, the pools).
 
-Each collector gets a zero-argument callable returning the object (or None before the lifespan
-has created it / after it closed), so it can be registered when the app is built.
+The lifespan registers them once the objects exist and removes them before closing those objects.
+Pools are read through their public APIs only (SQLAlchemy's pool methods, redis-py's
+`get_connection_count`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
+from app.config import JWT_KEYS
+from app.keys.signing import KeyRing
 from app.secrets import SecretEntry, SecretStore
-from app.security.keyring import KeyRing
-from app.security.tokens import RingSource
-
-StoreGetter = Callable[[], SecretStore | None]
-RingGetter = Callable[[], RingSource | None]
-Getter = Callable[[], Any]
 
 
 def value_created_at(entry: SecretEntry) -> float:
@@ -37,7 +36,7 @@ def value_created_at(entry: SecretEntry) -> float:
 
 
 class SecretAgeCollector(Collector):
-    def __init__(self, store: StoreGetter) -> None:
+    def __init__(self, store: SecretStore) -> None:
         self._store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -47,11 +46,9 @@ class SecretAgeCollector(Collector):
             "by this process when its source reports no creation time.",
             labels=["setting", "source"],
         )
-        store = self._store()
-        if store is not None:
-            now = time.time()
-            for name, entry in sorted(store.snapshot().items()):
-                age.add_metric([name, entry.source], max(0.0, now - value_created_at(entry)))
+        now = time.time()
+        for name, entry in sorted(self._store.snapshot().items()):
+            age.add_metric([name, entry.source], max(0.0, now - value_created_at(entry)))
         yield age
 
 
@@ -79,8 +76,8 @@ def summarize_ring(ring: KeyRing, entry: SecretEntry, now: float) -> RingSummary
 class KeyRingCollector(Collector):
     """`jwt_keys_in_ring` and `jwt_signing_key_age_seconds{kid}` from the live JWT_KEYS."""
 
-    def __init__(self, rings: RingGetter) -> None:
-        self._rings = rings
+    def __init__(self, store: SecretStore) -> None:
+        self._store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         count = GaugeMetricFamily("jwt_keys_in_ring", "Keys in the JWT key ring (verify + sign).")
@@ -90,10 +87,9 @@ class KeyRingCollector(Collector):
             "creation time).",
             labels=["kid"],
         )
-        rings = self._rings()
-        found = rings.snapshot() if rings is not None else None
-        if found is not None:
-            entry, ring = found
+        entry = self._store.entry(JWT_KEYS.name)
+        if entry is not None:
+            ring: KeyRing = entry.parsed
             now = time.time()
             summary = summarize_ring(ring, entry, now)
             count.add_metric([], float(len(summary.kids)))
@@ -106,7 +102,7 @@ class KeyRingCollector(Collector):
 class PoolCollector(Collector):
     """Connection pool gauges for the SQLAlchemy engine and the Redis client."""
 
-    def __init__(self, engine: Getter, redis: Getter) -> None:
+    def __init__(self, engine: AsyncEngine, redis: Redis) -> None:
         self._engine = engine
         self._redis = redis
 
@@ -121,9 +117,8 @@ class PoolCollector(Collector):
         overflow = GaugeMetricFamily(
             "db_pool_overflow", "Connections open beyond the pool size (max_overflow)."
         )
-        engine = self._engine()
-        pool = getattr(engine, "pool", None)
-        if pool is not None and hasattr(pool, "checkedout"):
+        pool = self._engine.pool
+        if isinstance(pool, QueuePool):
             size.add_metric([], float(pool.size()))
             checked_out.add_metric([], float(pool.checkedout()))
             checked_in.add_metric([], float(pool.checkedin()))
@@ -138,17 +133,14 @@ class PoolCollector(Collector):
         maximum = GaugeMetricFamily(
             "redis_pool_max_connections", "Most connections the Redis pool may open."
         )
-        redis = self._redis()
-        pool = getattr(redis, "connection_pool", None)
-        if pool is not None:
-            # redis-py's public count (`get_connection_count`) is shaped for OpenTelemetry;
-            # these lists are what it counts.
-            idle = len(getattr(pool, "_available_connections", ()))
-            in_use = len(getattr(pool, "_in_use_connections", ()))
-            connections.add_metric(["idle"], float(idle))
-            connections.add_metric(["in_use"], float(in_use))
-            limit = getattr(pool, "max_connections", None)
-            if isinstance(limit, int):
-                maximum.add_metric([], float(limit))
+        pool = self._redis.connection_pool
+        counts = {"idle": 0, "in_use": 0}
+        for count, attributes in pool.get_connection_count():
+            state = next((v for k, v in attributes.items() if k.endswith("connection.state")), "")
+            counts["idle" if state == "idle" else "in_use"] += count
+        for state, count in counts.items():
+            connections.add_metric([state], float(count))
+        if isinstance(pool.max_connections, int):
+            maximum.add_metric([], float(pool.max_connections))
         yield connections
         yield maximum

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -19,7 +19,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from app import audit
+from app.observability import audit
 from app.secrets import SecretStore
 
 #: Latency buckets (seconds) for an API whose requests hash passwords (~50-300 ms) and sign JWTs.
@@ -116,19 +116,26 @@ class Metrics:
     def secret_rotated(self, setting: str, source: str) -> None:
         self.secret_rotations.labels(setting, source).inc()
 
-    def track_store(self, store: SecretStore) -> None:
+    def track_store(self, store: SecretStore) -> Callable[[], None]:
         """Start from the store's current state (it was loaded before the app existed), then
-        follow its refreshes."""
+        follow its refreshes; returns the undo."""
         for name, entry in store.snapshot().items():
             self.secret_last_refresh_success.labels(name, entry.source).set(entry.loaded_at)
             # Children exist from the start, so `increase()` sees the very first failure.
             self.secret_refresh_failures.labels(name, entry.source)
             self.secret_rotations.labels(name, entry.source)
-        store.add_observer(self)
+        return store.add_observer(self)
 
-    def add_scrape_collector(self, collector: Collector) -> None:
+    def add_scrape_collector(self, collector: Collector) -> Callable[[], None]:
+        """Read `collector` at every scrape; returns the undo."""
         self.registry.register(collector)
         self.scrape_time_collectors.append(collector)
+
+        def remove() -> None:
+            self.registry.unregister(collector)
+            self.scrape_time_collectors.remove(collector)
+
+        return remove
 
     # ---- exposition -------------------------------------------------------------------------
 

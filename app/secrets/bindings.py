@@ -7,14 +7,15 @@ Bindings are decided once at startup; values are re-fetched through them for the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.config import SECRET_SETTINGS, Settings
+from app.secrets.documents import select_json_key
 from app.secrets.errors import ConfigProblem, SecretNotFound
-from app.secrets.providers.base import Fetched, SecretProvider
+from app.secrets.provider import Fetched, Reference, SecretProvider
 from app.secrets.providers.file import (
     Signature,
     file_signature,
@@ -22,12 +23,8 @@ from app.secrets.providers.file import (
     read_secret_file,
     scan_secret_dirs,
 )
-from app.secrets.references import (
-    MissingExtraError,
-    Reference,
-    parse_reference,
-    select_json_key,
-)
+from app.secrets.references import MissingExtraError, parse_reference
+from app.secrets.spec import SecretRegistry, SecretsConfig, SecretSpec
 
 ProviderFor = Callable[[str], SecretProvider]
 
@@ -41,10 +38,13 @@ class Binding:
     signature: Callable[[], Signature] | None = field(default=None, repr=False)
     reference: Reference | None = None
 
+    hot_reload: bool = True
+
     @property
     def is_static(self) -> bool:
-        """Literal values from the environment never change while the process runs."""
-        return self.source in {"env", "generated"}
+        """Literal values from the environment never change while the process runs, and a
+        secret declared without hot reload is read once."""
+        return not self.hot_reload or self.source in {"env", "generated"}
 
 
 def _constant(value: str, version: str | None = None) -> Callable[[], Awaitable[Fetched]]:
@@ -95,70 +95,75 @@ def generated_binding(setting: str, value: str) -> Binding:
 
 
 def bind_secrets(
-    settings: Settings, provider_for: ProviderFor
+    config: SecretsConfig, registry: SecretRegistry, provider_for: ProviderFor
 ) -> tuple[dict[str, Binding], list[ConfigProblem]]:
-    """Decide the source of every configured secret. The problems come back next to the
-    bindings that did work, so `config check` can show a full table."""
+    """Decide the source of every declared secret that is configured. The problems come back
+    next to the bindings that did work, so `config check` can show a full table."""
     problems: list[ConfigProblem] = []
     bindings: dict[str, Binding] = {}
-    for name in SECRET_SETTINGS:
-        attr = name.lower()
-        literal = getattr(settings, attr, None)
-        path: Path | None = getattr(settings, f"{attr}_file", None)
-        if literal is not None and path is not None:
-            problems.append(
-                ConfigProblem(
-                    name, f"{name} and {name}_FILE", "both are set; set exactly one of them"
-                )
-            )
+    for spec in registry:
+        try:
+            binding = _bind(config, spec, provider_for)
+        except _Refused as refused:
+            problems.append(refused.problem)
             continue
-        if literal is not None:
-            raw = literal.get_secret_value()
-            ref = parse_reference(raw)
-            if ref is None:
-                bindings[name] = Binding(name, "env", f"env {name}", _constant(raw))
-                continue
-            origin = f"{name}={ref}"
-            if ref.scheme == "file":
-                target = Path("/" + ref.path.lstrip("/"))
-                bindings[name] = Binding(
-                    name, "file", origin, _selecting(_file(target), ref), _probe(target), ref
-                )
-                continue
-            try:
-                provider = provider_for(ref.scheme)
-            except MissingExtraError as exc:
-                problems.append(ConfigProblem(name, origin, str(exc)))
-                continue
-            except Exception as exc:  # a provider that cannot even be built (bad region, ...)
-                problems.append(
-                    ConfigProblem(name, origin, f"provider cannot start ({type(exc).__name__})")
-                )
-                continue
-            bindings[name] = Binding(
-                name,
-                ref.scheme,
-                origin,
-                _selecting(functools.partial(provider.fetch, ref), ref),
-                reference=ref,
-            )
-        elif path is not None:
-            if path == Path():  # `X_FILE=` (empty) parses as "."
-                problems.append(ConfigProblem(name, f"{name}_FILE", "is empty; set a file path"))
-                continue
-            bindings[name] = Binding(name, "file", f"{name}_FILE={path}", _file(path), _probe(path))
-        else:
-            scan = scan_secret_dirs(attr, settings.secrets_dirs)
-            if scan.found is not None:
-                bindings[name] = Binding(
-                    name,
-                    "dir",
-                    f"SECRETS_DIR {scan.found}",
-                    _file(scan.found, scan.found.parent),
-                    _probe(scan.found),
-                )
-            elif scan.refused is not None:
-                problems.append(
-                    ConfigProblem(name, f"SECRETS_DIR file {scan.refused}", scan.reason)
-                )
+        if binding is not None:
+            bindings[spec.name] = dataclasses.replace(binding, hot_reload=spec.hot_reload)
     return bindings, problems
+
+
+class _Refused(Exception):
+    def __init__(self, setting: str, origin: str, message: str) -> None:
+        self.problem = ConfigProblem(setting, origin, message)
+
+
+def _bind(
+    config: SecretsConfig, spec: SecretSpec[object], provider_for: ProviderFor
+) -> Binding | None:
+    name = spec.name
+    given = config.secret_input(name)
+    if given.value is not None and given.file is not None:
+        raise _Refused(
+            name, f"{name} and {spec.file_variable}", "both are set; set exactly one of them"
+        )
+    if given.value is not None:
+        raw = given.value.get_secret_value()
+        ref = parse_reference(raw)
+        if ref is None:
+            return Binding(name, "env", f"env {name}", _constant(raw))
+        origin = f"{name}={ref}"
+        if ref.scheme == "file":
+            target = Path("/" + ref.path.lstrip("/"))
+            return Binding(
+                name, "file", origin, _selecting(_file(target), ref), _probe(target), ref
+            )
+        try:
+            provider = provider_for(ref.scheme)
+        except MissingExtraError as exc:
+            raise _Refused(name, origin, str(exc)) from None
+        except Exception as exc:  # a provider that cannot even be built (bad region, ...)
+            raise _Refused(name, origin, f"provider cannot start ({type(exc).__name__})") from None
+        return Binding(
+            name,
+            ref.scheme,
+            origin,
+            _selecting(functools.partial(provider.fetch, ref), ref),
+            reference=ref,
+        )
+    if given.file is not None:
+        path = given.file
+        if path == Path():  # `X_FILE=` (empty) parses as "."
+            raise _Refused(name, spec.file_variable, "is empty; set a file path")
+        return Binding(name, "file", f"{spec.file_variable}={path}", _file(path), _probe(path))
+    scan = scan_secret_dirs(spec.file_name, config.secrets_dirs)
+    if scan.found is not None:
+        return Binding(
+            name,
+            "dir",
+            f"SECRETS_DIR {scan.found}",
+            _file(scan.found, scan.found.parent),
+            _probe(scan.found),
+        )
+    if scan.refused is not None:
+        raise _Refused(name, f"SECRETS_DIR file {scan.refused}", scan.reason)
+    return None

@@ -6,15 +6,9 @@ A reference is configuration, not a secret: it may be shown in errors and in `co
 from __future__ import annotations
 
 import importlib
-import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-from app.secrets.errors import SecretFetchError, SecretNotFound
-
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.secrets.providers.base import SecretProvider
+from app.secrets.provider import Reference, SecretProvider
+from app.secrets.spec import SecretsConfig
 
 #: Remote schemes -> (module holding `create_provider(settings)`, the extra bringing its SDK).
 #: `file://` is a reference too, but bindings read it like `X_FILE` (with change detection).
@@ -27,19 +21,6 @@ PROVIDER_MODULES: dict[str, tuple[str, str]] = {
 }
 
 REFERENCE_SCHEMES = frozenset({"file", *PROVIDER_MODULES})
-
-
-@dataclass(frozen=True)
-class Reference:
-    """`<scheme>://<path>[#<json_key>]`."""
-
-    scheme: str
-    path: str
-    json_key: str | None = None
-
-    def __str__(self) -> str:
-        suffix = f"#{self.json_key}" if self.json_key else ""
-        return f"{self.scheme}://{self.path}{suffix}"
 
 
 class MissingExtraError(Exception):
@@ -60,7 +41,7 @@ def parse_reference(value: str) -> Reference | None:
     return Reference(scheme=scheme, path=path, json_key=json_key or None)
 
 
-def load_provider(scheme: str, settings: Settings) -> SecretProvider:
+def load_provider(scheme: str, settings: SecretsConfig) -> SecretProvider:
     """Import the provider module for `scheme` and build it; SDKs load only here."""
     module_name, extra = PROVIDER_MODULES[scheme]
     try:
@@ -69,29 +50,3 @@ def load_provider(scheme: str, settings: Settings) -> SecretProvider:
     except ImportError as exc:
         raise MissingExtraError(scheme, extra) from exc
     return provider
-
-
-def select_json_key(raw: str, reference: Reference) -> str:
-    """Apply `#json-key`: the secret must be a JSON object holding that key."""
-    if reference.json_key is None:
-        return raw
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        raise SecretFetchError("value is not JSON, so #key cannot select from it") from None
-    if not isinstance(document, dict) or reference.json_key not in document:
-        raise SecretNotFound(f"JSON key {reference.json_key!r} not present in the secret")
-    selected = document[reference.json_key]
-    return selected if isinstance(selected, str) else json.dumps(selected)
-
-
-def json_object(raw: str, problem: str) -> dict[str, Any]:
-    """`raw` parsed as a JSON object; otherwise SecretFetchError(`problem`), which must not
-    quote `raw` (it is a secret)."""
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise SecretFetchError(problem)
-    return document

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from app.secrets.documents import json_object
 from app.secrets.errors import SecretFetchError, SecretNotFound
-from app.secrets.providers.base import Fetched, SecretProvider
-from app.secrets.references import Reference, json_object, load_provider, parse_reference
-
-if TYPE_CHECKING:
-    from app.config import Settings
+from app.secrets.provider import Fetched, Reference, SecretProvider
+from app.secrets.references import load_provider, parse_reference
+from app.secrets.spec import SecretsConfig
 
 WRITABLE_SCHEMES = ("aws-sm", "gcp-sm", "azure-kv", "vault")
 
@@ -66,7 +65,7 @@ def _replace_part(raw: str | None, key: str | None, update: Callable[[str | None
 
 
 async def update_secret(
-    settings: Settings, reference_text: str, update: Callable[[str | None], str]
+    settings: SecretsConfig, reference_text: str, update: Callable[[str | None], str]
 ) -> Written:
     """Read the secret behind `reference_text`, apply `update` to its part, write a new version.
 

@@ -6,15 +6,18 @@ epoch second after which the entry no longer matters (the token would be expired
 Checking it costs a Redis round trip, so each replica keeps a LOCAL MIRROR, fed by a pub/sub
 channel: the listener subscribes first, then loads the whole set (so nothing revoked in between
 is missed), then applies every published revocation. The mirror is trusted only while the
-subscription is demonstrably alive (a PING on the subscribed connection answered within
-`STALE_AFTER_SECONDS`). Otherwise every check goes to Redis, and if Redis cannot answer, its
-error propagates (the app answers any `RedisError` with 503, app/api/errors.py): a revoked token
-is never accepted because Redis is down.
+subscription is demonstrably alive (`app.mirror.LiveMirror`: a PING on the subscribed connection
+answered within `STALE_AFTER_SECONDS`). Otherwise every check goes to Redis, and if Redis cannot
+answer, its error propagates (the app answers any `RedisError` with 503): a revoked token is
+never accepted because Redis is down.
+
+Revocations only ever ADD: every merge keeps the later expiry (max), so a message or a load
+carrying an earlier one (a replay, a forged message from a Redis writer) cannot shorten or undo a
+revocation this replica already knows.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -24,43 +27,25 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.mirror import PING_INTERVAL_SECONDS, STALE_AFTER_SECONDS, LiveMirror
+
 logger = logging.getLogger("app.security.revocation")
 
-PING_INTERVAL_SECONDS = 1.0
-STALE_AFTER_SECONDS = 3.0
-_RETRY_MAX_SECONDS = 2.0
 
+class RevocationList(LiveMirror):
+    feed = "revocation channel"
+    fallback = "checking Redis per request"
 
-class RevocationList:
     def __init__(self, redis: Redis, prefix: str) -> None:
+        super().__init__()
         self.redis = redis
         self.key = f"{prefix}revoked"
         self.channel = f"{prefix}revocations"
         self._local: dict[str, float] = {}
-        self._subscribed = False
-        self._last_pong = float("-inf")
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    # ---- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="revocation-listener")
-
-    async def aclose(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            # redis-py may absorb a cancellation inside a read; the flag ends the loop anyway.
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=PING_INTERVAL_SECONDS * 3)
-            self._task = None
-        self._subscribed = False
 
     @property
     def mirror_is_live(self) -> bool:
-        """True while the local mirror may answer checks without asking Redis."""
-        return self._subscribed and time.monotonic() - self._last_pong < STALE_AFTER_SECONDS
+        return self.is_live
 
     # ---- writing ------------------------------------------------------------------------
 
@@ -71,13 +56,13 @@ class RevocationList:
         now = time.time()
         latest = int(max(entries.values())) + 1
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self.key, dict(entries))
+            pipe.zadd(self.key, dict(entries), gt=True)  # never lowers a known expiry
             pipe.zremrangebyscore(self.key, "-inf", now)
             pipe.expireat(self.key, latest, nx=True)
             pipe.expireat(self.key, latest, gt=True)
             pipe.publish(self.channel, json.dumps(dict(entries)))
             await pipe.execute()
-        self._local.update(entries)
+        self._merge(entries)
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -87,37 +72,27 @@ class RevocationList:
         local = self._local
         if any(local.get(member, 0.0) > now for member in wanted):
             return True  # what this replica knows is revoked stays revoked, Redis or not
-        if self.mirror_is_live:
+        if self.is_live:
             return False
         scores = await self.redis.zmscore(self.key, wanted)
         return any(score is not None and score > now for score in scores)
 
-    # ---- the listener -------------------------------------------------------------------
+    # ---- the feed -----------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        delay = 0.1
-        while not self._stopping:
-            pubsub = self.redis.pubsub()
-            try:
-                await self._follow(pubsub)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._subscribed:
-                    logger.warning(
-                        "revocation channel lost (%s); checking Redis per request",
-                        type(exc).__name__,
-                    )
-            finally:
-                if self._subscribed:
-                    delay = 0.1  # a subscription that was live: the backoff starts over
-                self._subscribed = False
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            if self._stopping:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_MAX_SECONDS)
+    def _merge(self, entries: Mapping[str, float]) -> None:
+        local = self._local
+        for member, until in entries.items():
+            if until > local.get(member, 0.0):
+                local[member] = until
+
+    async def _session(self) -> bool:
+        pubsub = self.redis.pubsub()
+        try:
+            await self._follow(pubsub)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        return False
 
     async def _follow(self, pubsub: Any) -> None:
         await pubsub.subscribe(self.channel)
@@ -128,7 +103,7 @@ class RevocationList:
             message = await pubsub.get_message(timeout=PING_INTERVAL_SECONDS)
             if message is not None and message.get("type") == "subscribe":
                 break
-            if self._stopping:
+            if self.stopping:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError("no subscribe confirmation")
@@ -136,13 +111,11 @@ class RevocationList:
         loaded: Any = await self.redis.zrangebyscore(self.key, now, "+inf", withscores=True)
         # Merge rather than replace: what this replica already knew stays revoked even if
         # Redis came back empty (restarted without persistence).
-        merged = {m: until for m, until in self._local.items() if until > now}
-        merged.update({_text(member): float(score) for member, score in loaded})
-        self._local = merged
-        self._last_pong = time.monotonic()
-        self._subscribed = True
+        self._local = {m: until for m, until in self._local.items() if until > now}
+        self._merge({_text(member): float(score) for member, score in loaded})
+        self._went_live()
         last_ping = 0.0
-        while not self._stopping:
+        while not self.stopping:
             if time.monotonic() - last_ping >= PING_INTERVAL_SECONDS:
                 await pubsub.ping()
                 last_ping = time.monotonic()
@@ -152,14 +125,14 @@ class RevocationList:
                 continue
             kind = message.get("type")
             if kind == "pong":
-                self._last_pong = time.monotonic()
+                self._heartbeat()
             elif kind == "message":
                 self._apply(message.get("data"))
 
     def _apply(self, data: Any) -> None:
         try:
             entries = json.loads(_text(data))
-            self._local.update({str(k): float(v) for k, v in entries.items()})
+            self._merge({str(k): float(v) for k, v in entries.items()})
         except (ValueError, AttributeError, TypeError):
             logger.warning("ignored a malformed revocation message")
 

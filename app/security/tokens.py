@@ -4,8 +4,8 @@ Access tokens are JWTs with header `typ: at+jwt` (RFC 9068) signed by the ring's
 key; they carry `iss aud sub iat nbf exp jti` and `sid` (the refresh family of the login, so a
 logout or a detected refresh-token theft can revoke every access token of that session).
 
-Two caches keep the hot path cheap without weakening anything:
-- the key ring is rebuilt only when the `JWT_KEYS` store entry changes (entry identity);
+Two things keep the hot path cheap without weakening anything:
+- the key ring is the store's parsed `JWT_KEYS` value (parsed once per value, on rotation);
 - verified tokens are cached by their exact string, bounded, tied to the ring that verified them
   and honouring `exp`; revocation is checked on EVERY request (against the local mirror while the
   revocation channel is live, otherwise against Redis, failing closed).
@@ -20,10 +20,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.api.errors import ServiceUnavailable
-from app.config import Settings
-from app.secrets import SecretEntry, SecretStore
-from app.security.keyring import KeyRing, KeyRingError, TokenRejected
+from app.config import JWT_KEYS, Settings
+from app.keys.signing import KeyRing, KeyRingError, TokenRejected
+from app.secrets import SecretStore
+from app.security.errors import Unavailable
 from app.security.refresh import RefreshFamilies, Rotation
 from app.security.revocation import RevocationList
 
@@ -55,38 +55,6 @@ class IssuedTokens:
     access_token: str = field(repr=False)  # credentials: never in a repr or a log line
     refresh_token: str = field(repr=False)
     expires_in: int
-
-
-class RingSource:
-    """The current KeyRing, rebuilt only when the store's `JWT_KEYS` entry object changes."""
-
-    def __init__(self, store: SecretStore) -> None:
-        self.store = store
-        self._entry: SecretEntry | None = None
-        self._ring: KeyRing | None = None
-
-    def current(self) -> KeyRing:
-        found = self.snapshot()
-        if found is None:
-            raise ServiceUnavailable("jwt key ring")
-        return found[1]
-
-    def snapshot(self) -> tuple[SecretEntry, KeyRing] | None:
-        """The ring and the `JWT_KEYS` entry it was parsed from (metrics and audit read the
-        same parse as signing), or None before any usable ring."""
-        entry = self.store.entry("JWT_KEYS")
-        if entry is not None and entry is not self._entry:
-            try:
-                ring = KeyRing.parse(entry.value.get_secret_value())
-            except KeyRingError as exc:
-                # The store validates values before accepting them, so this means a bug; keep
-                # the last good ring rather than lock everyone out.
-                logger.error("JWT_KEYS from %s cannot be used: %s", entry.origin, exc)
-            else:
-                self._entry, self._ring = entry, ring
-        if self._entry is None or self._ring is None:
-            return None
-        return self._entry, self._ring
 
 
 class VerifiedTokens:
@@ -131,10 +99,17 @@ class TokenService:
         families: RefreshFamilies,
     ) -> None:
         self.settings = settings
-        self.rings = RingSource(store)
+        self.store = store
         self.revocations = revocations
         self.families = families
         self.verified = VerifiedTokens()
+
+    def ring(self) -> KeyRing:
+        """The current key ring (the store swaps in a new one on rotation)."""
+        ring = self.store.parsed(JWT_KEYS)
+        if ring is None:
+            raise Unavailable("jwt key ring")
+        return ring
 
     # ---- issuing ------------------------------------------------------------------------
 
@@ -152,10 +127,10 @@ class TokenService:
         if sid is not None:
             claims["sid"] = sid
         try:
-            return self.rings.current().sign(claims, ACCESS_TOKEN_TYPE, now)
+            return self.ring().sign(claims, ACCESS_TOKEN_TYPE, now)
         except KeyRingError:
             logger.error("no JWT key may sign now: every key's nbf is in the future")
-            raise ServiceUnavailable("jwt signing key") from None
+            raise Unavailable("jwt signing key") from None
 
     async def login(self, user_id: str) -> IssuedTokens:
         refresh_token, family = await self.families.start(user_id)
@@ -181,7 +156,7 @@ class TokenService:
 
     def verify_access(self, token: str) -> AccessClaims:
         """Signature and claims only (no revocation). Raises TokenRejected."""
-        ring = self.rings.current()
+        ring = self.ring()
         now = time.time()
         cached = self.verified.get(token, ring, now)
         if cached is not None:
@@ -208,7 +183,7 @@ class TokenService:
         return checked
 
     async def authenticate(self, token: str) -> AccessClaims:
-        """A valid, unrevoked access token's claims, or TokenRejected / ServiceUnavailable."""
+        """A valid, unrevoked access token's claims, or TokenRejected / Unavailable."""
         claims = self.verify_access(token)
         if await self.revocations.is_revoked(claims.revocation_members):
             raise TokenRejected("revoked")

@@ -1,6 +1,6 @@
 """users: NOTIFY users_changed after every UPDATE, DELETE and TRUNCATE
 
-Each replica caches the user fields auth needs (app/security/users_cache.py) and LISTENs on
+Each replica caches the user fields auth needs (app/user_status.py) and LISTENs on
 `users_changed`; this trigger is what makes a disable or a delete reach every replica within
 milliseconds. It is ENABLE ALWAYS so it also fires for sessions in `session_replication_role =
 replica` (pg_restore --disable-triggers, logical replication apply), which would otherwise change

@@ -20,7 +20,7 @@ from tests.api.auth_helpers import (
     signed_in,
 )
 from tests.conftest import SettingsFactory
-from tests.support.app import running_client
+from tests.support.app import resources, running_client
 
 
 async def test_register_returns_id_and_lower_cased_email(client: httpx.AsyncClient) -> None:
@@ -213,7 +213,7 @@ async def test_revoked_access_token_ttl_matches_its_remaining_lifetime(
     _, tokens = await signed_in(client)
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     await logout(client, tokens["access_token"])
-    redis = app.state.redis  # type: ignore[attr-defined]
+    redis = resources(app).redis
     score = await redis.zscore(f"{redis_prefix}revoked", f"jti:{claims['jti']}")
     assert score == claims["exp"]
     ttl = await redis.ttl(f"{redis_prefix}revoked")

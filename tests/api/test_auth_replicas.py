@@ -12,13 +12,13 @@ from app.security.runtime import Security
 from tests.api.auth_helpers import bearer, login, logout, me, refresh, signed_in
 from tests.conftest import SettingsFactory
 from tests.security.user_cache_helpers import me_becomes
-from tests.support.app import client_for, running_app
+from tests.support.app import client_for, resources, running_app
 from tests.support.private_services import private_redis
 from tests.support.server import free_port
 
 
 async def _mirror_live(app: object, timeout: float = 5) -> None:
-    security: Security = app.state.security  # type: ignore[attr-defined]
+    security: Security = resources(app).security
     deadline = time.monotonic() + timeout
     while not security.revocations.mirror_is_live:
         assert time.monotonic() < deadline, "revocation channel never came up"
@@ -41,7 +41,7 @@ async def test_logout_on_one_replica_is_refused_by_another(make_settings: Settin
         seen = await me_becomes(b, bearer(tokens["access_token"]), 401)
         assert seen[-1] == 401, seen
         # Replica two answered from its local mirror: no Redis round trip was needed.
-        assert two.state.security.revocations.mirror_is_live
+        assert resources(two).security.revocations.mirror_is_live
 
 
 async def test_a_replica_started_after_the_logout_knows_about_it(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.security.keyring import KeyRing
+from app.keys.signing import KeyRing, new_jwk
 from tests.support.server import base_env, run_cli
 
 
@@ -46,7 +46,7 @@ def test_generate_each_alg(env: dict[str, str], alg: str) -> None:
     assert KeyRing.parse(json.dumps({"keys": [document]})).weak_key_problems() == []
 
 
-def test_rotate_adds_a_key_keeps_the_others_and_the_file_mode(
+def test_rotate_adds_a_key_keeps_the_others_and_leaves_the_file_owner_only(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     path = tmp_path / "ring.json"
@@ -66,7 +66,7 @@ def test_rotate_adds_a_key_keeps_the_others_and_the_file_mode(
     nbf = keys[0]["nbf"]
     assert isinstance(nbf, int)
     assert before + 118 <= nbf <= time.time() + 121
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, "SPEC 5: readable by its owner only"
     assert keys[0]["d"] not in result.stdout + result.stderr  # type: ignore[operator]
     assert list(tmp_path.glob(".ring.json.*")) == [], "no temp file left behind"
     ring = KeyRing.parse(path.read_text())
@@ -126,8 +126,6 @@ def test_unusable_ring_file_is_left_alone_and_material_never_printed(
 def test_retire_drops_only_keys_that_stopped_signing_long_enough_ago(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    from app.cli.keys_cmd import new_jwk
-
     now = time.time()
     oldest = new_jwk("EdDSA", now=now - 10_000)
     old = new_jwk("EdDSA", now=now - 5_000)
@@ -135,10 +133,12 @@ def test_retire_drops_only_keys_that_stopped_signing_long_enough_ago(
     upcoming = new_jwk("EdDSA", now=now, activate_in=3_600)
     path = tmp_path / "ring.json"
     path.write_text(json.dumps({"keys": [upcoming, current, old, oldest]}))
+    path.chmod(0o644)  # as a careless copy left it
     # `oldest` stopped signing when `old` started (~10000-5000 s ago); `old` stopped ~100 s ago.
     result = run_cli("keys", "retire", "--file", str(path), "--keep-seconds", "1000", env=env)
     assert result.returncode == 0, result.stderr
     assert [k["kid"] for k in _ring(path)] == [upcoming["kid"], current["kid"], old["kid"]]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, "SPEC 5: readable by its owner only"
     result = run_cli("keys", "retire", "--file", str(path), "--keep-seconds", "0", env=env)
     assert result.returncode == 0, result.stderr
     # The current signing key is never dropped; the upcoming one has not signed yet.

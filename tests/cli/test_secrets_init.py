@@ -1,58 +1,42 @@
-"""`secrets init [--dir DIR]`: creates the MISSING dev secret files with strong random values
-(0600, in a 0700 dir), never overwrites, and prints what it did, never a value. The same code
-runs as a plain standard-library script, which is how `make up` calls it before any install."""
+"""`secrets init [--dir DIR]` (SPEC section 5): creates the MISSING dev secret file of every
+declared secret that has a development generator, with strong random values (0600, in a 0700
+dir), never overwrites, refuses places others can read, and prints what it did, never a value."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
+import os
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.server import ROOT, base_env, run_cli
+from app.config import SECRETS
+from app.keys.signing import KeyRing, jwk_thumbprint
+from tests.support.server import base_env, run_cli
 
-FILES = ("jwt_keys", "database_password", "redis_password")
-SCRIPT = ROOT / "app" / "secrets" / "devfiles.py"
-
-
-def run_script(directory: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`-I -S`: no site-packages, no PYTHONPATH, no user dirs: only the standard library."""
-    return subprocess.run(
-        [sys.executable, "-I", "-S", str(SCRIPT), "--dir", str(directory)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+#: Derived from the declarations: every secret with a development generator gets a file.
+FILES = tuple(spec.file_name for spec in SECRETS if spec.generate is not None)
 
 
-def run_command(directory: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli("secrets", "init", "--dir", str(directory), env=base_env(), cwd=cwd)
-
-
-RUNNERS = {"script": run_script, "command": run_command}
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def init(directory: Path | None, cwd: Path) -> subprocess.CompletedProcess[str]:
+    args = ("secrets", "init") + (("--dir", str(directory)) if directory is not None else ())
+    return run_cli(*args, env=base_env(), cwd=cwd)
 
 
 def values(directory: Path) -> dict[str, str]:
     return {name: (directory / name).read_text() for name in FILES}
 
 
-@pytest.mark.parametrize("runner", list(RUNNERS))
-def test_creates_every_missing_file_with_strong_values(runner: str, tmp_path: Path) -> None:
+def test_the_declared_generators_are_the_files() -> None:
+    assert {"jwt_keys", "database_password", "redis_password", "metrics_token"} <= set(FILES)
+    assert "database_credentials" not in FILES  # no generator: a lease is not a dev value
+
+
+def test_creates_every_missing_file_with_strong_values(tmp_path: Path) -> None:
     directory = tmp_path / "secrets"
-    started = int(time.time())
-    result = RUNNERS[runner](directory, tmp_path)
+    result = init(directory, tmp_path)
     assert result.returncode == 0, result.stderr
 
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
@@ -64,37 +48,33 @@ def test_creates_every_missing_file_with_strong_values(runner: str, tmp_path: Pa
         assert value.endswith("\n")
         assert not value.endswith("\n\n")
         assert value.strip() not in result.stdout + result.stderr
-    for name in ("database_password", "redis_password"):
-        assert len(created[name].strip()) >= 32
-    assert created["database_password"] != created["redis_password"]
+    passwords = [created[n].strip() for n in ("database_password", "redis_password")]
+    assert all(len(p) >= 32 for p in passwords)
+    assert len(set(passwords)) == 2
 
-    ring = json.loads(created["jwt_keys"])
-    assert len(ring["keys"]) == 1
-    key = ring["keys"][0]
-    assert set(key) == {"kty", "kid", "alg", "k", "iat"}
-    assert (key["kty"], key["alg"]) == ("oct", "HS256")
-    assert len(b64url_decode(key["k"])) == 64
-    assert "=" not in key["k"]
-    assert started - 1 <= key["iat"] <= time.time() + 1
-    canonical = json.dumps({"k": key["k"], "kty": "oct"}, separators=(",", ":"), sort_keys=True)
-    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest())
-    assert key["kid"] == thumbprint.decode().rstrip("=")  # RFC 7638
+    ring = KeyRing.parse(created["jwt_keys"])
+    assert len(ring) == 1
+    key = json.loads(created["jwt_keys"])["keys"][0]
+    assert key["kty"] == "oct"
+    assert key["kid"] == jwk_thumbprint(key)  # RFC 7638
+    assert ring.weak_key_problems() == []
 
 
-@pytest.mark.parametrize("runner", list(RUNNERS))
-def test_never_overwrites_and_says_so(runner: str, tmp_path: Path) -> None:
+def test_never_overwrites_and_says_so(tmp_path: Path) -> None:
     directory = tmp_path / "secrets"
-    directory.mkdir()
-    (directory / "database_password").write_text("chosen-by-the-developer\n")
-    first = RUNNERS[runner](directory, tmp_path)
+    directory.mkdir(mode=0o700)
+    mine = directory / "database_password"
+    mine.write_text("chosen-by-the-developer\n")
+    mine.chmod(0o600)
+    first = init(directory, tmp_path)
     assert first.returncode == 0, first.stderr
-    assert f"kept    {directory / 'database_password'}" in first.stdout
+    assert f"kept    {mine}" in first.stdout
     assert f"created {directory / 'jwt_keys'}" in first.stdout
-    assert (directory / "database_password").read_text() == "chosen-by-the-developer\n"
+    assert mine.read_text() == "chosen-by-the-developer\n"
     assert "chosen-by-the-developer" not in first.stdout + first.stderr
 
     before = values(directory)
-    second = RUNNERS[runner](directory, tmp_path)
+    second = init(directory, tmp_path)
     assert second.returncode == 0, second.stderr
     assert values(directory) == before
     assert "created" not in second.stdout
@@ -102,27 +82,47 @@ def test_never_overwrites_and_says_so(runner: str, tmp_path: Path) -> None:
 
 
 def test_default_directory_is_secrets_in_the_working_directory(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", str(SCRIPT)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = init(None, tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == sorted(FILES)
 
 
-def test_makefile_up_runs_the_stdlib_script() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    up = makefile.split("\nup:", 1)[1].split("\n\n", 1)[0]
-    assert "app/secrets/devfiles.py --dir secrets" in up
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o701])
+def test_refuses_a_directory_others_can_enter_or_read(tmp_path: Path, mode: int) -> None:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    directory.chmod(mode)
+    result = init(directory, tmp_path)
+    assert result.returncode == 1
+    assert f"directory {directory} is open to other users" in result.stderr
+    assert list(directory.iterdir()) == [], "nothing is written into an exposed directory"
+
+
+def test_refuses_an_existing_file_others_can_read(tmp_path: Path) -> None:
+    directory = tmp_path / "secrets"
+    directory.mkdir(mode=0o700)
+    exposed = directory / "redis_password"
+    exposed.write_text("was-world-readable\n")
+    exposed.chmod(0o644)
+    result = init(directory, tmp_path)
+    assert result.returncode == 1
+    assert f"file {exposed} is open to other users" in result.stderr
+    assert "was-world-readable" not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_refuses_a_directory_another_user_owns(tmp_path: Path) -> None:
+    directory = tmp_path / "secrets"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 65534, 65534)  # nobody
+    result = init(directory, tmp_path)
+    assert result.returncode == 1
+    assert "belongs to another user" in result.stderr
 
 
 def test_generated_files_pass_the_production_checks(tmp_path: Path) -> None:
     directory = tmp_path / "secrets"
-    assert run_script(directory, tmp_path).returncode == 0
+    assert init(directory, tmp_path).returncode == 0
     result = run_cli(
         "config",
         "check",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from app.secrets.devfiles import new_jwt_keys
+from app.keys.signing import new_dev_ring as new_jwt_keys
 from tests.deploy.tools import ROOT
 from tests.support.cloud.http import FakeServer, Recorded, Reply, self_signed_certificate
 

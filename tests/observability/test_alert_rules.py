@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from app.main import create_app
+from tests.support.app import resources, running_app
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = ROOT / "k8s" / "components" / "monitoring"
@@ -76,10 +76,11 @@ def github_anchors(markdown: str) -> set[str]:
     return anchors
 
 
-@pytest.fixture(scope="module")
-def exported() -> set[str]:
-    app = create_app(Settings(_env_file=None, app_env="test", jwt_keys="k" * 40))
-    names: set[str] = app.state.metrics.metric_names()
+@pytest.fixture
+async def exported(settings: Settings) -> set[str]:
+    """Every metric name a running app exports (scrape-time gauges join once it runs)."""
+    async with running_app(settings) as app:
+        names: set[str] = resources(app).metrics.metric_names()
     return names
 
 

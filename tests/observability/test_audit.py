@@ -10,12 +10,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app import audit
 from app.main import create_app
+from app.observability import audit
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.observability.scraping import scrape, value
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan
 
 EMAIL = "Alice@Example.com"
 
@@ -50,7 +50,7 @@ async def audited(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncCl
     ]:
         app.add_api_route(path, endpoint, methods=["POST"])
     async with (
-        app.router.lifespan_context(app),
+        lifespan(app),
         client_for(app, client=("203.0.113.7", 5555)) as client,
     ):
         yield client
@@ -100,7 +100,7 @@ async def test_secret_loaded_events_name_source_not_value(
     json_logs: LogLines,
 ) -> None:
     app = create_app(make_settings())
-    async with app.router.lifespan_context(app):
+    async with lifespan(app):
         pass
     loaded = [line for line in json_logs() if line.get("event") == "secret.loaded"]
     assert {(e["setting"], e["source"]) for e in loaded} >= {("JWT_KEYS", "env")}

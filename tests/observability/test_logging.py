@@ -19,7 +19,7 @@ from app.main import create_app
 from app.observability.context import RequestContext, request_context
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan
 
 
 def test_format_defaults_by_environment() -> None:
@@ -95,7 +95,7 @@ async def test_no_secret_header_or_password_reaches_the_logs(
     app.add_api_route("/careless", careless, methods=["POST"])
     password = "Tr0ub4dor&3-horse-battery"
     async with (
-        app.router.lifespan_context(app),
+        lifespan(app),
         client_for(app, raise_app_exceptions=False) as client,
     ):
         scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {canary}"})

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.main import create_app
 from tests.conftest import SettingsFactory
 from tests.observability.scraping import parse_metrics, scrape, value
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan
 
 
 @asynccontextmanager
@@ -23,7 +23,7 @@ async def serving(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with (
-        app.router.lifespan_context(app),
+        lifespan(app),
         client_for(app, client=(client_address, 40000)) as client,
     ):
         yield client
@@ -59,7 +59,7 @@ async def test_route_templates_not_raw_paths_label_parameterised_routes(
         return {"id": item_id}
 
     app.add_api_route("/items/{item_id}", item)
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with lifespan(app), client_for(app) as client:
         for n in (1, 2, 3):
             await client.get(f"/items/{n}")
         samples = await scrape(client)

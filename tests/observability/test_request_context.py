@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from tests.conftest import SettingsFactory
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -26,7 +26,7 @@ async def boom_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.Asy
 
     app.add_api_route("/boom", boom)
     async with (
-        app.router.lifespan_context(app),
+        lifespan(app),
         client_for(app, raise_app_exceptions=False) as client,
     ):
         yield client

@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from app.main import create_app
 from tests.api.auth_helpers import PASSWORD, login, new_email, register
 from tests.conftest import SettingsFactory
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan
 from tests.support.cloud.http import serving
 
 
@@ -73,7 +73,7 @@ async def test_requests_sql_and_redis_are_exported_without_secrets(
     )
     assert has_otel_middleware(app)
     email = new_email()
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with lifespan(app), client_for(app) as client:
         await register(client, email)
         tokens = (await login(client, email)).json()
     # Leaving the lifespan shut the provider down, which flushed the queued spans.

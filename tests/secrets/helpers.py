@@ -10,24 +10,37 @@ from pathlib import Path
 
 import pytest
 
-from app.config import SECRET_SETTINGS
+from app.config import SECRETS
+from app.secrets import CheckContext
 
 
 def valid_value(setting: str, tag: str = "") -> str:
-    """A value `setting` accepts in every environment; `tag` makes it recognisable."""
+    """A value the declared secret `setting` accepts in every environment, derived from its
+    declaration: a random token (tagged with `tag`, so a test can recognise it) if it parses,
+    else `{"username", "password"}` credentials, else the declaration's own generator."""
+    spec = SECRETS.get(setting)
+    assert spec is not None, f"{setting} is not a declared secret"
     token = f"{tag}{secrets.token_urlsafe(40)}"
-    if setting == "DATABASE_CREDENTIALS":
-        return json.dumps({"username": "app", "password": token})
-    return token
+    candidates = [token, json.dumps({"username": "app", "password": token})]
+    if spec.generate is not None:
+        candidates.append(spec.generate())
+    production = CheckContext(production=True)
+    for candidate in candidates:
+        try:
+            parsed = spec.parse(candidate)
+        except ValueError:
+            continue
+        if not spec.check(parsed, production):
+            return candidate
+    raise AssertionError(f"give {setting} a `generate` in its declaration so tests can make one")
 
 
 def clear_secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No secret, `_FILE`, SECRETS_DIR or APP_ENV inherited from the developer's shell."""
+    declared = SECRETS.variables()
     for key in list(os.environ):
         upper = key.upper()
-        if upper.startswith(("APP_ENV", "SECRETS_")) or any(
-            upper in (name, f"{name}_FILE") for name in SECRET_SETTINGS
-        ):
+        if upper.startswith(("APP_ENV", "SECRETS_")) or upper in declared:
             monkeypatch.delenv(key)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
+from app.config import SECRETS, Settings
+from app.observability.audit import secret_event
 from app.secrets import SecretStore
 from tests.secrets.helpers import clear_secret_env
 
@@ -40,7 +41,7 @@ async def test_load_and_rotation_are_audited_without_values(
         secrets_dir=str(tmp_path / "none"),
     )
     with caplog.at_level(logging.INFO, logger="app.audit"):
-        store = await SecretStore.open(settings)
+        store = await SecretStore.open(settings, SECRETS, events=secret_event)
         try:
             loaded = audit_events(caplog)
             caplog.clear()

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from app.main import create_app
 from tests.conftest import SettingsFactory
 from tests.secrets.helpers import write_atomically
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan, resources
 from tests.support.private_services import private_postgres
 
 pytestmark = pytest.mark.slow
@@ -37,8 +37,8 @@ async def test_new_connections_use_the_rotated_password(
             secrets_refresh_seconds=1,
         )
         app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            engine = app.state.engine
+        async with lifespan(app):
+            engine = resources(app).engine
             async with client_for(app) as client:
                 assert (await client.get("/health/ready")).json()["checks"]["database"] == "ok"
                 async with engine.connect() as connection:
@@ -57,7 +57,7 @@ async def test_new_connections_use_the_rotated_password(
                 write_atomically(password_file, pw2)
 
                 deadline = time.monotonic() + settings.secrets_refresh_seconds + 1
-                while app.state.secrets.get("DATABASE_PASSWORD").get_secret_value() != pw2:
+                while resources(app).store.get("DATABASE_PASSWORD").get_secret_value() != pw2:
                     assert time.monotonic() < deadline, "rotated password not picked up in time"
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(settings.db_pool_recycle_seconds + 0.2)  # pooled conn expires

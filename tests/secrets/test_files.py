@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
+from app.config import SECRETS, Settings
 from app.secrets import ConfigError, SecretStore
 from tests.secrets.helpers import clear_secret_env
 
@@ -60,7 +60,7 @@ async def test_only_one_trailing_newline_is_stripped(
 ) -> None:
     path = tmp_path / "redis_password"
     path.write_bytes(content.encode())
-    store = await SecretStore.open(make(tmp_path, jwt_keys=JWT, redis_password_file=path))
+    store = await SecretStore.open(make(tmp_path, jwt_keys=JWT, redis_password_file=path), SECRETS)
     try:
         secret = store.get("REDIS_PASSWORD")
         assert secret is not None
@@ -74,7 +74,7 @@ async def test_symlink_inside_the_secrets_dir_is_followed(tmp_path: Path) -> Non
     (secrets_dir / "real").mkdir(parents=True)
     (secrets_dir / "real" / "jwt_keys").write_text(JWT)
     (secrets_dir / "jwt_keys").symlink_to("real/jwt_keys")
-    store = await SecretStore.open(make(tmp_path, secrets_dir=str(secrets_dir)))
+    store = await SecretStore.open(make(tmp_path, secrets_dir=str(secrets_dir)), SECRETS)
     try:
         assert store.get("JWT_KEYS") is not None
     finally:
@@ -91,7 +91,7 @@ async def test_symlink_leaving_the_secrets_dir_is_refused(tmp_path: Path, absolu
     target = outside / "jwt_keys" if absolute else Path("../outside/jwt_keys")
     (secrets_dir / "jwt_keys").symlink_to(target)
     with pytest.raises(ConfigError) as raised:
-        await SecretStore.open(make(tmp_path, secrets_dir=str(secrets_dir)))
+        await SecretStore.open(make(tmp_path, secrets_dir=str(secrets_dir)), SECRETS)
     message = str(raised.value)
     assert [p.setting for p in raised.value.problems] == ["JWT_KEYS"]
     assert "leaving" in message
@@ -107,7 +107,7 @@ async def test_link_that_starts_escaping_after_startup_keeps_the_last_good_value
     (secrets_dir / "data" / "jwt_keys").write_text("good-" + JWT)
     (secrets_dir / "jwt_keys").symlink_to("data/jwt_keys")
     (tmp_path / "evil").write_text("evil-" + JWT)
-    store = await SecretStore.open(make(tmp_path, secrets_dir=str(secrets_dir)))
+    store = await SecretStore.open(make(tmp_path, secrets_dir=str(secrets_dir)), SECRETS)
     try:
         (secrets_dir / "tmp-link").symlink_to(tmp_path / "evil")
         os.replace(secrets_dir / "tmp-link", secrets_dir / "jwt_keys")
@@ -126,7 +126,7 @@ async def test_link_that_starts_escaping_after_startup_keeps_the_last_good_value
 async def test_rename_over_the_file_is_served_without_restart(tmp_path: Path) -> None:
     path = tmp_path / "redis_password"
     path.write_text("before-rotation\n")
-    store = await SecretStore.open(make(tmp_path, jwt_keys=JWT, redis_password_file=path))
+    store = await SecretStore.open(make(tmp_path, jwt_keys=JWT, redis_password_file=path), SECRETS)
     store.start()
     try:
         staged = tmp_path / ".redis_password.new"
@@ -148,7 +148,7 @@ async def test_in_place_rewrite_is_served_without_restart(tmp_path: Path) -> Non
     settings = make(
         tmp_path, jwt_keys=JWT, database_password_file=path, secrets_refresh_seconds=30
     )  # the change itself triggers the reload
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     store.start()
     try:
         path.write_text("second-password-longer")
@@ -167,7 +167,9 @@ async def test_failed_refresh_keeps_serving_the_last_good_value(
 ) -> None:
     path = tmp_path / "database_password"
     path.write_text("last-good-password")
-    store = await SecretStore.open(make(tmp_path, jwt_keys=JWT, database_password_file=path))
+    store = await SecretStore.open(
+        make(tmp_path, jwt_keys=JWT, database_password_file=path), SECRETS
+    )
     try:
         for breakage in ("deleted", "emptied"):
             if breakage == "deleted":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
+from app.config import SECRETS, Settings
 from app.secrets import SecretStore
 from tests.secrets.helpers import clear_secret_env
 
@@ -67,7 +67,7 @@ async def test_swap_is_served_whole_and_in_time(
         secrets_dir=str(volume.root),
         secrets_refresh_seconds=REFRESH_SECONDS,
     )
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     assert {store.entry(name.upper()).source for name in FILES} == {"dir"}  # type: ignore[union-attr]
     store.start()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import SECRET_SETTINGS, Settings
+from app.config import SECRETS, Settings
 from app.secrets import ConfigError, SecretStore
 from tests.secrets.helpers import clear_secret_env, valid_value
 
@@ -27,7 +27,7 @@ def expected(env: bool, file: bool, directory: bool) -> str:
     return "unset"
 
 
-@pytest.mark.parametrize("setting", SECRET_SETTINGS)
+@pytest.mark.parametrize("setting", SECRETS.names())
 @pytest.mark.parametrize(
     ("env", "file", "directory"), COMBINATIONS, ids=lambda flag: "on" if flag else "off"
 )
@@ -60,16 +60,16 @@ async def test_precedence(
     settings = Settings(_env_file=None)
     if outcome == "error":
         with pytest.raises(ConfigError) as raised:
-            await SecretStore.open(settings)
+            await SecretStore.open(settings, SECRETS)
         assert [p.setting for p in raised.value.problems] == [setting]
         assert f"{setting}_FILE" in str(raised.value)
         assert values["env"] not in str(raised.value)
         return
     if outcome == "unset" and setting == "JWT_KEYS":  # the one required secret
         with pytest.raises(ConfigError, match=r"JWT_KEYS.*required"):
-            await SecretStore.open(settings)
+            await SecretStore.open(settings, SECRETS)
         return
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     try:
         entry = store.entry(setting)
         if outcome == "unset":
@@ -91,7 +91,7 @@ async def test_later_secrets_dir_wins(tmp_path: Path, monkeypatch: pytest.Monkey
     (second / "jwt_keys").write_text("second-" + "b" * 40)
     (first / "redis_password").write_text("only-in-first")
     settings = Settings(_env_file=None, app_env="test", secrets_dir=f"{first}:{second}:{third}")
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     try:
         jwt_keys = store.entry("JWT_KEYS")
         redis_password = store.get("REDIS_PASSWORD")
@@ -117,7 +117,7 @@ async def test_file_reference_in_the_variable_reads_the_file(
         database_password=f"file://{target}",
         secrets_dir=str(tmp_path / "none"),
     )
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     try:
         entry = store.entry("DATABASE_PASSWORD")
         assert entry is not None

@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from app.config import Settings
+from app.config import SECRETS, Settings
 from app.secrets import SecretStore
 from app.secrets.redaction import REDACTED, install_redaction, register_secret_source
 from tests.secrets.helpers import clear_secret_env
@@ -72,7 +72,7 @@ async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             {"username": "app", "password": "cred-" + secrets.token_hex(12)}
         ),
     )
-    opened = await SecretStore.open(settings)
+    opened = await SecretStore.open(settings, SECRETS)
     unregister = register_secret_source(opened)
     yield opened
     unregister()

@@ -9,7 +9,6 @@ import secrets
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
@@ -17,6 +16,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 from app.main import create_app
 from tests.conftest import SettingsFactory
 from tests.secrets.helpers import write_atomically
+from tests.support.app import client_for, lifespan, resources
 from tests.support.private_services import private_redis
 
 pytestmark = pytest.mark.slow
@@ -46,14 +46,13 @@ async def test_acl_password_rotation_never_fails_a_command(
         failures: list[str] = []
         commands = 0
         stop = asyncio.Event()
-        async with app.router.lifespan_context(app):
-            redis: Redis = app.state.redis
+        async with lifespan(app):
+            redis: Redis = resources(app).redis
             key = f"{settings.redis_key_prefix}rotation"
-            transport = httpx.ASGITransport(app=app)
 
             async def hammer() -> None:
                 nonlocal commands
-                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                async with client_for(app) as client:
                     while not stop.is_set():
                         try:
                             await redis.incr(key)
@@ -74,7 +73,7 @@ async def test_acl_password_rotation_never_fails_a_command(
                 await asyncio.sleep(0.2)
                 write_atomically(password_file, pw2)
                 deadline = time.monotonic() + settings.secrets_refresh_seconds + 1
-                while app.state.secrets.get("REDIS_PASSWORD").get_secret_value() != pw2:
+                while resources(app).store.get("REDIS_PASSWORD").get_secret_value() != pw2:
                     assert time.monotonic() < deadline, "rotated password not picked up in time"
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(0.2)

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.security.keyring import KeyRing, TokenRejected
+from app.keys.signing import KeyRing, TokenRejected
 from tests.security.keys import b64, claims, forge_hmac, new_jwk, ring_text, sign_with, unsigned
 
 

@@ -11,7 +11,7 @@ import time
 import jwt
 import pytest
 
-from app.security.keyring import KeyRing, KeyRingError, TokenRejected
+from app.keys.signing import KeyRing, KeyRingError, TokenRejected
 from tests.security.keys import claims, new_jwk, ring_text, sign_with
 
 
@@ -41,7 +41,7 @@ def test_raw_secrets_first_is_newest_and_kid_is_the_rfc7638_thumbprint() -> None
 
 def test_rfc7638_example_thumbprint() -> None:
     # RFC 7638 section 3.1: the published example key and its thumbprint.
-    from app.security.keyring import jwk_thumbprint
+    from app.keys.signing import jwk_thumbprint
 
     example = {
         "kty": "RSA",

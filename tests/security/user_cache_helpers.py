@@ -4,6 +4,7 @@ outside any app, waiting for the app's LISTEN connection, polling /users/me."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,9 +14,11 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from app.config import Settings
+from app.config import SECRETS, Settings
+from app.db import connect_dedicated, create_engine, pool_recycle_seconds
 from app.secrets import SecretStore
-from app.security.users_cache import CACHE_SIZE, MAX_AGE_SECONDS, UserDirectory
+from app.user_status import CACHE_SIZE, MAX_AGE_SECONDS, UserStatusCache
+from tests.support.app import resources
 from tests.support.services import asyncpg_dsn
 
 ME = "/api/v1/users/me"
@@ -49,25 +52,33 @@ async def standalone_directory(
     start: bool = False,
     size: int = CACHE_SIZE,
     max_age: float = MAX_AGE_SECONDS,
-) -> AsyncIterator[UserDirectory]:
-    """A UserDirectory on a store of its own; its LISTEN connection runs only with `start`."""
-    store = await SecretStore.open(settings)
-    directory = UserDirectory(settings, store, size=size, max_age=max_age)
+) -> AsyncIterator[UserStatusCache]:
+    """A UserStatusCache on a store of its own; its LISTEN connection runs only with `start`."""
+    store = await SecretStore.open(settings, SECRETS)
+    engine = create_engine(settings, store)
+    directory = UserStatusCache(
+        engine,
+        functools.partial(connect_dedicated, settings, store),
+        functools.partial(pool_recycle_seconds, settings, store),
+        size=size,
+        max_age=max_age,
+    )
     try:
         if start:
             directory.start()
         yield directory
     finally:
         await directory.aclose()
+        await engine.dispose()
         await store.aclose()
 
 
-def directory_of(app: FastAPI) -> UserDirectory:
-    directory: UserDirectory = app.state.users
+def directory_of(app: FastAPI) -> UserStatusCache:
+    directory: UserStatusCache = resources(app).users
     return directory
 
 
-async def listener_live(directory: UserDirectory, timeout: float = 5) -> None:
+async def listener_live(directory: UserStatusCache, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not directory.listener_is_live:
         assert time.monotonic() < deadline, "the users listener never came up"

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from app.config import SECRETS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -25,11 +27,14 @@ def free_port() -> int:
 
 
 def base_env(**overrides: str) -> dict[str, str]:
-    """A clean environment: no developer `.env`, no /run/secrets, only what the test says."""
+    """A clean environment: no developer `.env`, no /run/secrets, no declared secret (nor its
+    `_FILE`) inherited from the shell, only what the test says."""
+    declared = SECRETS.variables()
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_"))
+        if k.upper() not in declared
+        and not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_"))
     }
     env.update({"APP_ENV": "test", "PYTHONUNBUFFERED": "1", "SECRETS_DIR": "/nonexistent"})
     env.update(overrides)

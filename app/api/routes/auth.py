@@ -9,19 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, status
+from fastapi import Body, Depends, HTTPException, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
 
-from app import audit
-from app.api.deps import SessionDep
+from app.api.deps import CurrentClaims, ResourcesDep, SecurityDep, SessionDep, unauthorized
+from app.api.routing import NO_STORE, body_router
+from app.observability import audit
 from app.security import accounts
-from app.security.http import CurrentClaims, get_security, unauthorized
-from app.security.runtime import Security
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-
-SecurityDep = Annotated[Security, Depends(get_security)]
+router = body_router("/api/v1/auth", ["auth"])
 
 BAD_CREDENTIALS = "Incorrect email or password"
 BAD_REFRESH_TOKEN = "Invalid refresh token"  # noqa: S105 - a message
@@ -63,17 +60,11 @@ class LogoutIn(BaseModel):
     refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_FIELD, repr=False)
 
 
-_UNPARSABLE: dict[int | str, dict[str, object]] = {
-    400: {"description": "the body could not be parsed"}
-}
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={**_UNPARSABLE, 409: {"description": "an account with this email exists"}},
+    responses={409: {"description": "an account with this email exists"}},
 )
 async def register(body: RegisterIn, session: SessionDep, security: SecurityDep) -> UserOut:
     password_hash = await security.passwords.hash(body.password)
@@ -90,7 +81,6 @@ async def register(body: RegisterIn, session: SessionDep, security: SecurityDep)
     "/login",
     response_model=TokenPair,
     responses={
-        **_UNPARSABLE,
         401: {"description": "bad credentials"},
         429: {"description": "too many failed attempts for this account"},
     },
@@ -128,7 +118,7 @@ async def login(
     await security.login_limit.reset(account)
     issued = await security.tokens.login(str(user.id))
     audit.login_succeeded(user_id=user.id)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return TokenPair(
         access_token=issued.access_token,
         refresh_token=issued.refresh_token,
@@ -139,22 +129,21 @@ async def login(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses={**_UNPARSABLE, 401: {"description": "invalid, expired, revoked or reused token"}},
+    responses={401: {"description": "invalid, expired, revoked or reused token"}},
 )
-async def refresh(
-    body: RefreshIn, request: Request, security: SecurityDep, response: Response
-) -> TokenPair:
+async def refresh(body: RefreshIn, resources: ResourcesDep, response: Response) -> TokenPair:
+    security = resources.security
     rotation, issued = await security.tokens.refresh(body.refresh_token)
     if rotation.outcome == "reused":
         audit.refresh_reuse_detected(family_id=rotation.family, user_id=rotation.user_id)
     if issued is None or rotation.user_id is None:
         raise unauthorized(BAD_REFRESH_TOKEN)
-    user = await request.app.state.users.read(rotation.user_id)  # the row itself, not the cache
+    user = await resources.users.read(rotation.user_id)  # the row itself, not the cache
     if user is None or not user.is_active:
         if rotation.family is not None:
             await security.tokens.revoke_session(rotation.family)
         raise unauthorized(BAD_REFRESH_TOKEN)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return TokenPair(
         access_token=issued.access_token,
         refresh_token=issued.refresh_token,
@@ -166,7 +155,7 @@ async def refresh(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**_UNPARSABLE, 401: {"description": "missing, invalid or revoked access token"}},
+    responses={401: {"description": "missing, invalid or revoked access token"}},
 )
 async def logout(
     claims: CurrentClaims, security: SecurityDep, body: Annotated[LogoutIn | None, Body()] = None

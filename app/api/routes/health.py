@@ -11,10 +11,13 @@ import logging
 from collections.abc import Awaitable
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.api.deps import ResourcesDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 logger = logging.getLogger("app.health")
@@ -50,8 +53,8 @@ async def _check(name: str, probe: Awaitable[object]) -> CheckStatus:
     return "ok"
 
 
-async def _ping_database(request: Request) -> None:
-    async with request.app.state.engine.connect() as connection:
+async def _ping_database(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
 
 
@@ -60,10 +63,10 @@ async def _ping_database(request: Request) -> None:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "a dependency is failing"}},
 )
-async def ready(request: Request) -> JSONResponse:
+async def ready(resources: ResourcesDep) -> JSONResponse:
     database, redis = await asyncio.gather(
-        _check("database", _ping_database(request)),
-        _check("redis", request.app.state.redis.ping()),
+        _check("database", _ping_database(resources.engine)),
+        _check("redis", resources.redis.ping()),
     )
     body = Readiness(
         status="ok" if database == redis == "ok" else "error",

@@ -7,19 +7,18 @@ interval, so a newly added key is visible to them before it starts signing.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.security.runtime import Security
+from app.api.deps import ResourcesDep
 
 router = APIRouter(tags=["jwks"])
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(request: Request) -> JSONResponse:
-    security: Security = request.app.state.security
-    max_age = max(int(request.app.state.settings.secrets_refresh_seconds), 0)
+async def jwks(resources: ResourcesDep) -> JSONResponse:
+    max_age = max(int(resources.settings.secrets_refresh_seconds), 0)
     return JSONResponse(
-        security.tokens.rings.current().public_jwks(),
+        resources.security.tokens.ring().public_jwks(),
         headers={"Cache-Control": f"public, max-age={max_age}"},
     )

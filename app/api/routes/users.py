@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.deps import CurrentUser
 from app.api.routes.auth import UserOut
-from app.security.http import CurrentUser
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 

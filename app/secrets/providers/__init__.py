@@ -3,6 +3,6 @@
 Cloud providers import their SDK lazily, inside `create_provider`, so the base install needs none.
 """
 
-from app.secrets.providers.base import Fetched, SecretProvider
+from app.secrets.provider import Fetched, SecretProvider
 
 __all__ = ["Fetched", "SecretProvider"]

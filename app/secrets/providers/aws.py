@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -33,14 +33,11 @@ from app.secrets.errors import (
     SecretNotFound,
     SecretUnreachable,
 )
+from app.secrets.provider import Fetched, Reference
 from app.secrets.providers._blocking import BlockingRunner
 from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers._options import split_options
-from app.secrets.providers.base import Fetched
-
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.secrets.references import Reference
+from app.secrets.spec import SecretsConfig
 
 OPTIONS = frozenset({"stage", "version-id"})
 
@@ -173,6 +170,6 @@ class AwsSecretsManagerProvider:
         self._runner.close()
 
 
-def create_provider(settings: Settings) -> AwsSecretsManagerProvider:
+def create_provider(settings: SecretsConfig) -> AwsSecretsManagerProvider:
     quiet_sdk_loggers("botocore", "boto3", "urllib3")
     return AwsSecretsManagerProvider(settings.secrets_fetch_timeout_seconds)

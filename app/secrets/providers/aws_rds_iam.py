@@ -11,19 +11,16 @@ RDS requires TLS for IAM auth: set `DATABASE_SSLMODE=verify-full` and `DATABASE_
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from app.secrets.errors import SecretFetchError
+from app.secrets.provider import Fetched, Reference
 from app.secrets.providers._blocking import BlockingRunner
 from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers.aws import new_client, translate
-from app.secrets.providers.base import Fetched
-
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.secrets.references import Reference
+from app.secrets.spec import SecretsConfig
 
 #: RDS accepts an IAM auth token for 15 minutes.
 TOKEN_TTL_SECONDS = 900.0
@@ -69,6 +66,6 @@ class RdsIamTokenProvider:
         self._runner.close()
 
 
-def create_provider(settings: Settings) -> RdsIamTokenProvider:
+def create_provider(settings: SecretsConfig) -> RdsIamTokenProvider:
     quiet_sdk_loggers("botocore", "boto3", "urllib3")
     return RdsIamTokenProvider(settings.database_url)

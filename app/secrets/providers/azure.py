@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -30,13 +30,10 @@ from app.secrets.errors import (
     SecretNotFound,
     SecretUnreachable,
 )
+from app.secrets.provider import Fetched, Reference
 from app.secrets.providers._blocking import BlockingRunner
 from app.secrets.providers._logging import quiet_sdk_loggers
-from app.secrets.providers.base import Fetched
-
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.secrets.references import Reference
+from app.secrets.spec import SecretsConfig
 
 URL_TEMPLATE_VARIABLE = "AZURE_KEYVAULT_URL_TEMPLATE"
 DEFAULT_URL_TEMPLATE = "https://{vault}.vault.azure.net"
@@ -139,7 +136,7 @@ class AzureKeyVaultProvider:
         self._runner.close()
 
 
-def create_provider(settings: Settings) -> AzureKeyVaultProvider:
+def create_provider(settings: SecretsConfig) -> AzureKeyVaultProvider:
     quiet_sdk_loggers("azure", "msal", "urllib3")
     template = os.environ.get(URL_TEMPLATE_VARIABLE) or DEFAULT_URL_TEMPLATE
     return AzureKeyVaultProvider(settings.secrets_fetch_timeout_seconds, template)

@@ -8,13 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.secrets.errors import SecretAccessDenied, SecretFetchError, SecretNotFound
-from app.secrets.providers.base import Fetched
-
-if TYPE_CHECKING:
-    pass
+from app.secrets.provider import Fetched
 
 #: A signature that changes when the file is replaced (rename, `..data` swap) or rewritten.
 Signature = tuple[str, int, int, int] | None

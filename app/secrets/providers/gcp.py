@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from google.api_core import exceptions as gexc
@@ -27,13 +27,10 @@ from app.secrets.errors import (
     SecretNotFound,
     SecretUnreachable,
 )
+from app.secrets.provider import Fetched, Reference
 from app.secrets.providers._blocking import BlockingRunner
 from app.secrets.providers._logging import quiet_sdk_loggers
-from app.secrets.providers.base import Fetched
-
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.secrets.references import Reference
+from app.secrets.spec import SecretsConfig
 
 ENDPOINT_VARIABLE = "GCP_SECRET_MANAGER_ENDPOINT"
 
@@ -143,7 +140,7 @@ class GcpSecretManagerProvider:
         self._runner.close()
 
 
-def create_provider(settings: Settings) -> GcpSecretManagerProvider:
+def create_provider(settings: SecretsConfig) -> GcpSecretManagerProvider:
     quiet_sdk_loggers("google", "urllib3")
     return GcpSecretManagerProvider(
         settings.secrets_fetch_timeout_seconds, os.environ.get(ENDPOINT_VARIABLE) or None

@@ -25,27 +25,24 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import hvac
 import requests
 from hvac import exceptions as hvac_exc
 
+from app.secrets.documents import json_object
 from app.secrets.errors import (
     SecretAccessDenied,
     SecretFetchError,
     SecretNotFound,
     SecretUnreachable,
 )
+from app.secrets.provider import Fetched, Reference
 from app.secrets.providers._blocking import BlockingRunner
 from app.secrets.providers._logging import quiet_sdk_loggers
 from app.secrets.providers._options import split_options
-from app.secrets.providers.base import Fetched
-from app.secrets.references import json_object
-
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.secrets.references import Reference
+from app.secrets.spec import SecretsConfig
 
 T = TypeVar("T")
 K8S_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -302,6 +299,6 @@ class VaultProvider:
             client.adapter.close()
 
 
-def create_provider(settings: Settings) -> VaultProvider:
+def create_provider(settings: SecretsConfig) -> VaultProvider:
     quiet_sdk_loggers("hvac", "urllib3")
     return VaultProvider(settings.secrets_fetch_timeout_seconds, VaultAuth.from_env(os.environ))

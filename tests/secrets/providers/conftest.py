@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.config import Settings
+from app.config import SECRETS, Settings
 from app.secrets import ConfigError, SecretStore
 
 # google-auth reads these at import: never probe a real metadata server from a test.
@@ -52,7 +52,7 @@ def clean_cloud_env(
 async def open_error(settings: Settings) -> str:
     """Open a store that must fail; return its message."""
     try:
-        store = await SecretStore.open(settings)
+        store = await SecretStore.open(settings, SECRETS)
     except ConfigError as exc:
         return str(exc)
     await store.aclose()
@@ -86,7 +86,7 @@ def new_ring(*algs: str) -> str:
 
 
 def signing_kid(store: SecretStore) -> str | None:
-    from app.security.keyring import KeyRing
+    from app.keys.signing import KeyRing
 
     value = store.get("JWT_KEYS")
     assert value is not None
@@ -116,7 +116,7 @@ async def rotation_job_is_picked_up(
 ) -> str | None:
     """While a service holds `reference` open, the rotation job adds a key: after one refresh
     the service signs with it and reports the version the job wrote (returned)."""
-    service = await SecretStore.open(make_settings(jwt_keys=reference))
+    service = await SecretStore.open(make_settings(jwt_keys=reference), SECRETS)
     try:
         new_kid, version = await rotate_ring(make_settings(), reference)
         assert await service.refresh() == {"JWT_KEYS"}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.config import SECRETS
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
@@ -19,7 +20,7 @@ from tests.secrets.providers.conftest import (
     signing_kid,
     wait_for,
 )
-from tests.support.app import client_for, running_app
+from tests.support.app import client_for, resources, running_app
 from tests.support.cloud.moto import MotoServer, moto_server
 from tests.support.server import base_env, free_port, run_cli
 
@@ -69,7 +70,7 @@ async def test_reads_by_json_key_and_reports_the_awscurrent_version_id(
     settings = make_settings(
         jwt_keys=f"aws-sm://{doc['Name']}#jwt_keys", redis_password=f"aws-sm://{plain['ARN']}"
     )
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     await store.aclose()
 
     assert store.get("JWT_KEYS").get_secret_value() == values["jwt_keys"]  # type: ignore[union-attr]
@@ -94,7 +95,7 @@ async def test_stages_and_version_ids_select_older_versions(
         (f"aws-sm://{name}?stage=AWSPREVIOUS", old),
         (f"aws-sm://{name}?version-id={created['VersionId']}", old),
     ]:
-        store = await SecretStore.open(make_settings(jwt_keys=reference))
+        store = await SecretStore.open(make_settings(jwt_keys=reference), SECRETS)
         await store.aclose()
         assert store.get("JWT_KEYS").get_secret_value() == expected, reference  # type: ignore[union-attr]
     bad = await open_error(make_settings(jwt_keys=f"aws-sm://{name}?stag=AWSPREVIOUS"))
@@ -111,7 +112,7 @@ async def test_a_new_version_is_served_without_restart(
     async with running_app(
         make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt", secrets_refresh_seconds=1)
     ) as app:
-        store: SecretStore = app.state.secrets
+        store: SecretStore = resources(app).store
         put = admin.put_secret_value(
             SecretId=created["Name"], SecretString=json.dumps({"jwt": second})
         )
@@ -192,7 +193,7 @@ async def test_rotation_job_writes_a_new_version_with_its_own_write_role(
         Name=_name(), SecretString=json.dumps({"jwt_keys": new_ring("HS256"), "other": other})
     )
     reference = f"aws-sm://{created['Name']}#jwt_keys"
-    service = await SecretStore.open(make_settings(jwt_keys=reference))
+    service = await SecretStore.open(make_settings(jwt_keys=reference), SECRETS)
     try:
         old_kid = signing_kid(service)
         # The service's read-only role cannot write...
@@ -296,7 +297,9 @@ async def test_debug_logging_never_shows_the_secret_or_its_other_fields(
         Name=_name(), SecretString=json.dumps({"jwt": value, "sibling": sibling})
     )
     caplog.set_level(logging.DEBUG)  # as with LOG_LEVEL=debug
-    store = await SecretStore.open(make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt"))
+    store = await SecretStore.open(
+        make_settings(jwt_keys=f"aws-sm://{created['Name']}#jwt"), SECRETS
+    )
     await store.aclose()
     assert store.get("JWT_KEYS").get_secret_value() == value  # type: ignore[union-attr]
     assert caplog.records, "debug logging was on"

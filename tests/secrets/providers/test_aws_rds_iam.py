@@ -8,11 +8,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.config import SECRETS
 from app.main import create_app
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import open_error
-from tests.support.app import client_for
+from tests.support.app import client_for, lifespan, resources
 
 
 @pytest.fixture
@@ -33,8 +34,8 @@ async def test_a_token_for_the_database_url_user_is_a_15_minute_lease(
     aws_identity: str, make_settings: SettingsFactory
 ) -> None:
     app = create_app(make_settings(database_password="aws-rds-iam://"))
-    async with app.router.lifespan_context(app):
-        store: SecretStore = app.state.secrets
+    async with lifespan(app):
+        store: SecretStore = resources(app).store
         entry = store.entry("DATABASE_PASSWORD")
         assert entry is not None
         assert (entry.source, entry.ttl) == ("aws-rds-iam", 900)
@@ -53,7 +54,7 @@ async def test_an_explicit_target_and_missing_credentials(
     aws_identity: str, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = await SecretStore.open(
-        make_settings(database_password="aws-rds-iam://app_iam@db.internal.example:6432")
+        make_settings(database_password="aws-rds-iam://app_iam@db.internal.example:6432"), SECRETS
     )
     await store.aclose()
     netloc, query = _token_parts(store.get("DATABASE_PASSWORD").get_secret_value())  # type: ignore[union-attr]

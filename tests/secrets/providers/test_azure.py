@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.cli.keys_cmd import new_jwk
+from app.config import SECRETS
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
@@ -21,7 +22,7 @@ from tests.secrets.providers.conftest import (
     signing_follows_rotation_over_http,
     wait_for,
 )
-from tests.support.app import client_for, running_app
+from tests.support.app import client_for, resources, running_app
 from tests.support.cloud.azure import VAULT, FakeKeyVault
 from tests.support.server import free_port
 
@@ -53,7 +54,8 @@ async def test_reads_concurrently_with_managed_identity_and_reports_the_version(
             jwt_keys=f"{REF}/jwt-keys",
             redis_password=f"{REF}/backend#redis_password",
             database_password=f"{REF}/jwt-keys/{first_version}",
-        )
+        ),
+        SECRETS,
     )
     await store.aclose()
 
@@ -114,7 +116,7 @@ async def test_a_new_version_is_served_without_restart_and_requests_make_no_call
     azure.add("jwt-keys", first)
     settings = make_settings(jwt_keys=f"{REF}/jwt-keys", secrets_refresh_seconds=30)
     async with running_app(settings) as app:
-        store: SecretStore = app.state.secrets
+        store: SecretStore = resources(app).store
         async with client_for(app) as client:
             calls = await provider_calls_while_serving(client, azure.server.requests)
             assert calls == 0, "no provider call on the request path"

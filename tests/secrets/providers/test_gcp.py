@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.cli.keys_cmd import new_jwk
+from app.config import SECRETS
 from app.secrets import SecretStore
 from tests.conftest import SettingsFactory
 from tests.secrets.providers.conftest import (
@@ -19,7 +20,7 @@ from tests.secrets.providers.conftest import (
     rotation_job_is_picked_up,
     signing_follows_rotation_over_http,
 )
-from tests.support.app import running_app
+from tests.support.app import resources, running_app
 from tests.support.cloud.gcp import PROJECT, FakeSecretManager
 from tests.support.server import free_port
 
@@ -49,7 +50,8 @@ async def test_reads_latest_or_pinned_versions_concurrently_and_reports_the_vers
             jwt_keys=f"{REF}/jwt-keys",
             redis_password=f"{REF}/backend#redis_password",
             database_password=f"{REF}/jwt-keys/versions/1",
-        )
+        ),
+        SECRETS,
     )
     await store.aclose()
 
@@ -116,7 +118,7 @@ async def test_a_new_version_reaches_jwt_signing_without_restart(
             return str(second["kid"])
 
         await signing_follows_rotation_over_http(app, add_version)
-        assert app.state.secrets.entry("JWT_KEYS").version == "2"
+        assert resources(app).store.entry("JWT_KEYS").version == "2"
 
 
 async def test_rotation_job_adds_a_version(

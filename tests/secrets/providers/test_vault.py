@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from app.config import SECRETS
 from app.secrets import SecretStore
 from app.secrets.errors import SecretFetchError
 from tests.conftest import SettingsFactory
@@ -24,7 +25,7 @@ from tests.secrets.providers.conftest import (
     rotation_job_is_picked_up,
     wait_for,
 )
-from tests.support.app import client_for, running_app
+from tests.support.app import client_for, resources, running_app
 from tests.support.cloud.http import Recorded, Reply
 from tests.support.cloud.vault import FakeVault
 from tests.support.private_services import private_postgres
@@ -66,7 +67,7 @@ async def test_kv_v2_reads_concurrently_with_approle_and_reports_the_version(
     settings = make_settings(
         jwt_keys="vault://secret/backend#jwt_keys", database_password="vault://secret/db#password"
     )
-    store = await SecretStore.open(settings)
+    store = await SecretStore.open(settings, SECRETS)
     await store.aclose()
 
     assert store.get("JWT_KEYS").get_secret_value() == values["jwt_keys"]  # type: ignore[union-attr]
@@ -96,7 +97,7 @@ async def test_kubernetes_auth_and_relogin_after_the_token_is_revoked(
     monkeypatch.setenv("VAULT_KUBERNETES_TOKEN_FILE", str(jwt_file))
     first, second = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
     vault.put("kv/app", {"jwt": first})
-    store = await SecretStore.open(make_settings(jwt_keys="vault://kv/app#jwt"))
+    store = await SecretStore.open(make_settings(jwt_keys="vault://kv/app#jwt"), SECRETS)
     try:
         vault.tokens.clear()  # the login token is revoked: the next read gets a 403
         vault.put("kv/app", {"jwt": second})
@@ -159,7 +160,7 @@ async def test_rotation_is_served_without_restart_and_outages_keep_the_last_valu
     vault.put("secret/backend", {"jwt_keys": first})
     settings = make_settings(jwt_keys="vault://secret/backend#jwt_keys", secrets_refresh_seconds=1)
     async with running_app(settings) as app:
-        store: SecretStore = app.state.secrets
+        store: SecretStore = resources(app).store
         async with client_for(app) as client:
             calls = await provider_calls_while_serving(client, vault.server.requests)
             # Refreshes may happen meanwhile, but requests add none: at most the timed ones.
@@ -210,9 +211,9 @@ async def test_dynamic_database_credentials_are_one_lease_renewed_then_replaced(
             secrets_refresh_seconds=60,
         )
         async with running_app(settings) as app:
-            engine = app.state.engine
+            engine = resources(app).engine
             assert engine.pool._recycle == 1  # a quarter of the 4 s lease
-            entry = app.state.secrets.entry("DATABASE_CREDENTIALS")
+            entry = resources(app).store.entry("DATABASE_CREDENTIALS")
             assert entry.source == "vault"
             assert entry.ttl == 4
             assert entry.version.startswith("lease-")
@@ -229,9 +230,9 @@ async def test_dynamic_database_credentials_are_one_lease_renewed_then_replaced(
             await wait_for(lambda: len(issued) == 2, timeout=10)
             await wait_for(
                 lambda: (
-                    app.state.secrets.get("DATABASE_CREDENTIALS") is not None
+                    resources(app).store.get("DATABASE_CREDENTIALS") is not None
                     and issued[1]
-                    in app.state.secrets.get("DATABASE_CREDENTIALS").get_secret_value()
+                    in resources(app).store.get("DATABASE_CREDENTIALS").get_secret_value()
                 )
             )
             await engine.dispose()  # new connections only

@@ -1,4 +1,4 @@
-"""FastAPI dependencies for bearer authentication, reusable by any router.
+"""Bearer authentication as FastAPI dependencies, reusable by any router.
 
 Only the `Authorization: Bearer` header is read: tokens in query strings or cookies are ignored.
 Every failure is the same 401 (with `WWW-Authenticate: Bearer`); a dependency outage is a 503.
@@ -13,10 +13,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
-from app.security.keyring import TokenRejected
-from app.security.runtime import Security
+from app.keys.signing import TokenRejected
+from app.resources import resources_of
 from app.security.tokens import AccessClaims
-from app.security.users_cache import UserDirectory
 
 LOGIN_PATH = "/api/v1/auth/login"
 NOT_AUTHENTICATED = "Not authenticated"
@@ -28,16 +27,11 @@ def unauthorized(detail: str = NOT_AUTHENTICATED) -> HTTPException:
     )
 
 
-def get_security(request: Request) -> Security:
-    security: Security = request.app.state.security
-    return security
-
-
 async def _authenticate(request: Request, token: str | None) -> AccessClaims:
     if not token:
         raise unauthorized()
     try:
-        return await get_security(request).tokens.authenticate(token)
+        return await resources_of(request).security.tokens.authenticate(token)
     except TokenRejected:
         raise unauthorized() from None
 
@@ -75,8 +69,7 @@ class _CurrentUser(_BearerDependency):
 
     async def __call__(self, request: Request) -> AuthenticatedUser:  # type: ignore[override]
         claims = await _authenticate(request, await self.bearer_token(request))
-        users: UserDirectory = request.app.state.users
-        found = await users.lookup(claims.sub)
+        found = await resources_of(request).users.lookup(claims.sub)
         if found is None or not found.is_active:
             raise unauthorized()
         return AuthenticatedUser(found.id, found.email, claims)

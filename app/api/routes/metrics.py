@@ -18,7 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from app.observability.metrics import Metrics
+from app.config import METRICS_TOKEN, Settings
+from app.resources import resources_of
 from app.secrets import ConfigError, ConfigProblem
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -58,18 +59,17 @@ def _bearer(request: Request) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
 
 
-def metrics_router(metrics: Metrics, allowed_networks: Sequence[Network]) -> APIRouter:
-    router = APIRouter()
+def router(settings: Settings) -> APIRouter:
+    allowed_networks = parse_networks(settings.metrics_allowed_networks)
+    metrics = APIRouter()
 
-    @router.get("/metrics", include_in_schema=False)
+    @metrics.get("/metrics", include_in_schema=False)
     async def scrape(request: Request) -> Response:
-        store = getattr(request.app.state, "secrets", None)
-        expected = store.get("METRICS_TOKEN") if store is not None else None
+        resources = resources_of(request)
+        expected = resources.store.parsed(METRICS_TOKEN)
         if expected is not None:
             presented = _bearer(request)
-            if presented is None or not hmac.compare_digest(
-                presented.encode(), expected.get_secret_value().encode()
-            ):
+            if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
                 return JSONResponse(
                     {"detail": "Not authenticated"},
                     status_code=401,
@@ -78,9 +78,9 @@ def metrics_router(metrics: Metrics, allowed_networks: Sequence[Network]) -> API
         elif not client_allowed(request.client.host if request.client else None, allowed_networks):
             return JSONResponse({"detail": "Forbidden"}, status_code=403)
         return Response(
-            metrics.exposition(),
+            resources.metrics.exposition(),
             media_type=CONTENT_TYPE_LATEST,
             headers={"Cache-Control": "no-store"},
         )
 
-    return router
+    return metrics

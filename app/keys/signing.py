@@ -1,5 +1,8 @@
 """The JWT key ring (SPEC section 4): parse `JWT_KEYS`, pick the signing key, verify by `kid`.
 
+It is the parsed form of the `JWT_KEYS` secret (the store parses each new value once, see
+`app/config.py`), which is why it lives below `app.config` rather than in `app.security`.
+
 Why it looks like this:
 - every key is bound to exactly ONE algorithm when the ring is parsed; verification requires the
   token header's `alg` to equal it, so HS/RS confusion and `alg: none` cannot get through;
@@ -18,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from jwt.api_jwk import PyJWK
 from jwt.exceptions import PyJWTError
+
+from app.secrets.checks import is_placeholder
+from app.secrets.spec import CheckContext
 
 #: The algorithms a key may be bound to, with the JWK `kty` each requires.
 ALGORITHMS: Mapping[str, str] = {
@@ -277,8 +284,6 @@ class KeyRing:
 
     def weak_key_problems(self) -> list[str]:
         """One message per weak key (production refuses them). Names the kid, never material."""
-        from app.secrets.policy import is_placeholder
-
         problems = []
         for key in self.keys:
             if key.secret is not None:
@@ -421,3 +426,56 @@ def _with_verifier(
         position=position,
         secret=secret,
     )
+
+
+# ---- making keys (`keys generate|rotate`, `secrets init`) ---------------------------------------
+
+_HMAC_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+_NEW_RSA_BITS = 3072
+
+
+def new_jwk(alg: str, now: float | None = None, activate_in: float = 0.0) -> dict[str, Any]:
+    """A new private JWK with `kid` (RFC 7638 thumbprint), `alg`, `use`, `iat` and `nbf`."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey as Ed25519
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+    document: dict[str, Any]
+    if alg in _HMAC_BYTES:
+        document = {"kty": "oct", "k": b64url(secrets.token_bytes(_HMAC_BYTES[alg]))}
+    elif alg == "EdDSA":
+        document = OKPAlgorithm.to_jwk(Ed25519.generate(), as_dict=True)
+    elif alg == "ES256":
+        document = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()), as_dict=True)
+    elif alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=_NEW_RSA_BITS)
+        document = RSAAlgorithm.to_jwk(private, as_dict=True)
+    else:
+        raise KeyRingError(f"unsupported alg {alg}")
+    created = int(time.time() if now is None else now)
+    document.update(
+        {
+            "kid": jwk_thumbprint(document),
+            "alg": alg,
+            "use": "sig",
+            "iat": created,
+            "nbf": created + max(round(activate_in), 0),
+        }
+    )
+    return document
+
+
+def new_dev_ring() -> str:
+    """A JWK Set with one fresh HS512 key (64 random bytes): what `secrets init` writes for
+    `JWT_KEYS`, and what development generates when it is missing."""
+    return json.dumps({"keys": [new_jwk("HS512")]}, indent=2)
+
+
+def parse_ring(text: str) -> KeyRing:
+    """`KeyRing.parse` for the secret declaration (a `KeyRingError` is a `ValueError`)."""
+    return KeyRing.parse(text)
+
+
+def ring_checks(ring: KeyRing, context: CheckContext) -> list[str]:
+    """Production refuses weak keys (short or placeholder HMAC secrets, small RSA keys)."""
+    return ring.weak_key_problems() if context.production else []

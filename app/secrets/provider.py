@@ -1,12 +1,22 @@
-"""The provider interface every secret backend implements."""
+"""The provider interface every secret backend implements, and the reference it reads."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from app.secrets.references import Reference
+
+@dataclass(frozen=True)
+class Reference:
+    """`<scheme>://<path>[#<json_key>]`: configuration, not a secret (errors may show it)."""
+
+    scheme: str
+    path: str
+    json_key: str | None = None
+
+    def __str__(self) -> str:
+        suffix = f"#{self.json_key}" if self.json_key else ""
+        return f"{self.scheme}://{self.path}{suffix}"
 
 
 @dataclass(frozen=True, repr=False)

@@ -1,0 +1,1 @@
+"""Request ids, the access log, audit events, Prometheus metrics and optional tracing."""

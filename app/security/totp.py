@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import string
 import time
 import uuid
 from collections.abc import Iterable
@@ -33,7 +34,8 @@ DRIFT_STEPS = 1
 SECRET_LENGTH = 32  # base32 characters = 160 bits
 
 RECOVERY_CODE_COUNT = 10
-RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+#: Crockford base32 in lower case: digits and letters without the look-alikes i, l, o, u.
+RECOVERY_ALPHABET = "".join(c for c in string.digits + string.ascii_lowercase if c not in "ilou")
 RECOVERY_CODE_CHARS = 16
 RECOVERY_GROUP = 4
 

@@ -1,5 +1,7 @@
-"""Key material parsed from secret values: the JWT signing key ring (and the data-key ring).
+"""Key material parsed from secret values: the JWT signing key ring (`signing.py`), the data-key
+ring that encrypts secrets kept in the database (`data.py`, `column.py`) and the KMS keys that
+may wrap it (`kms/`).
 
-Pure: no I/O and nothing of the app above `app.secrets`, so the secret declarations in
-`app/config.py` can name these parsers and every layer above can use the parsed rings.
+Pure: nothing of the app above `app.secrets`, so the secret declarations in `app/config.py` can
+name these parsers and every layer above can use the parsed rings.
 """

@@ -44,7 +44,11 @@ def test_each_provider_has_its_extra_and_cloud_has_all() -> None:
     extras = _project()["optional-dependencies"]
     assert {_name(r) for r in extras["aws"]} == {"boto3"}
     assert {_name(r) for r in extras["gcp"]} == {"google-cloud-secret-manager"}
-    assert {_name(r) for r in extras["azure"]} == {"azure-keyvault-secrets", "azure-identity"}
+    assert {_name(r) for r in extras["azure"]} == {
+        "azure-keyvault-secrets",
+        "azure-keyvault-keys",
+        "azure-identity",
+    }
     assert {_name(r) for r in extras["vault"]} == {"hvac"}
     assert "fastapi-secrets-template[aws,gcp,azure,vault]" in extras["cloud"]
 

@@ -1,18 +1,24 @@
 """A fake GCP Secret Manager REST API (`v1`): `versions/*:access` and `:addVersion`, plus an
-OAuth token endpoint, and a service-account key file (generated now) whose `token_uri` is here."""
+OAuth token endpoint, and a service-account key file (generated now) whose `token_uri` is here.
+It also answers Cloud KMS `cryptoKeys/*:encrypt` and `:decrypt` (real AES-GCM under versioned
+keys held here, honouring `additionalAuthenticatedData`)."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.support.cloud.http import FakeServer, Recorded, Reply
 
@@ -30,6 +36,7 @@ class FakeSecretManager:
     denied: set[str] = field(default_factory=set)
     issued_tokens: set[str] = field(default_factory=set)
     public_keys: list[Any] = field(default_factory=list)  # of the service accounts issued
+    crypto_keys: dict[str, list[bytes]] = field(default_factory=dict)  # KMS name -> versions
 
     def __post_init__(self) -> None:
         self.server.route("POST", r"/token")(self._token)
@@ -39,10 +46,21 @@ class FakeSecretManager:
         self.server.route("POST", r"/v1/(?P<secret>projects/[^/]+/secrets/[^/]+):addVersion")(
             self._add
         )
+        self.server.route(
+            "POST",
+            r"/v1/(?P<key>projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/:]+)"
+            r":(?P<verb>encrypt|decrypt)",
+        )(self._kms)
 
     def add(self, name: str, value: str) -> int:
         self.versions.setdefault(f"projects/{PROJECT}/secrets/{name}", []).append(value)
         return len(self.versions[f"projects/{PROJECT}/secrets/{name}"])
+
+    def rotate_crypto_key(self, key_ring: str, name: str, location: str = "global") -> str:
+        """Create a KMS crypto key, or add a primary version; returns its resource name."""
+        resource = f"projects/{PROJECT}/locations/{location}/keyRings/{key_ring}/cryptoKeys/{name}"
+        self.crypto_keys.setdefault(resource, []).append(os.urandom(32))
+        return resource
 
     def credentials_file(self, directory: Path) -> Path:
         """A service-account key (fresh RSA key) whose token endpoint is this fake."""
@@ -121,3 +139,32 @@ class FakeSecretManager:
         return Reply(
             200, {"name": f"{secret}/versions/{len(self.versions[secret])}", "state": "ENABLED"}
         )
+
+    def _kms(self, match: Any, record: Recorded) -> Reply:
+        if not self._authorized(record):
+            return _error(401, "UNAUTHENTICATED")
+        key = match["key"]
+        if key in self.denied:
+            return _error(403, "PERMISSION_DENIED")
+        versions = self.crypto_keys.get(key)
+        if not versions:
+            return _error(404, "NOT_FOUND")
+        body = json.loads(record.body)
+        aad = base64.b64decode(body.get("additionalAuthenticatedData") or "")
+        if match["verb"] == "encrypt":
+            nonce = os.urandom(12)
+            sealed = AESGCM(versions[-1]).encrypt(nonce, base64.b64decode(body["plaintext"]), aad)
+            ciphertext = bytes([len(versions)]) + nonce + sealed  # names its key version
+            return Reply(
+                200,
+                {
+                    "name": f"{key}/cryptoKeyVersions/{len(versions)}",
+                    "ciphertext": base64.b64encode(ciphertext).decode(),
+                },
+            )
+        try:
+            raw = base64.b64decode(body["ciphertext"], validate=True)
+            plaintext = AESGCM(versions[raw[0] - 1]).decrypt(raw[1:13], raw[13:], aad)
+        except (IndexError, ValueError, binascii.Error, InvalidTag):
+            return _error(400, "INVALID_ARGUMENT")
+        return Reply(200, {"plaintext": base64.b64encode(plaintext).decode(), "usedPrimary": True})

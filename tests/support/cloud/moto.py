@@ -62,6 +62,7 @@ class MotoServer:
         """Standard AWS variables pointing the SDK at this server with `keys`."""
         return {
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.url,
+            "AWS_ENDPOINT_URL_KMS": self.url,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],

@@ -1,14 +1,22 @@
 """A fake Vault speaking the few documented endpoints the provider uses:
 AppRole/Kubernetes login, KV v2 read/write (`/v1/<mount>/data/<path>`), dynamic credentials
-(`/v1/<mount>/creds/<role>`) and lease renewal (`/v1/sys/leases/renew`)."""
+(`/v1/<mount>/creds/<role>`), lease renewal (`/v1/sys/leases/renew`), and transit
+encrypt/decrypt (`/v1/<mount>/encrypt|decrypt/<key>`, versioned `vault:v<n>:` ciphertexts made
+with real AES-GCM keys held here)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.support.cloud.http import FakeServer, Recorded, Reply
 
@@ -37,6 +45,7 @@ class FakeVault:
     lease_max_ttl: int = 3600
     leases: dict[str, Lease] = field(default_factory=dict)
     issue_credentials: Callable[[str], dict[str, str]] | None = None  # role -> username/password
+    transit: dict[str, list[bytes]] = field(default_factory=dict)  # "mount/key" -> AES keys
 
     def __post_init__(self) -> None:
         route = self.server.route
@@ -48,6 +57,9 @@ class FakeVault:
         route("GET", r"/v1/(?P<mount>[^/]+)/data/(?P<path>.+)")(self._read)
         route("POST", r"/v1/(?P<mount>[^/]+)/data/(?P<path>.+)")(self._write)
         route("PUT", r"/v1/(?P<mount>[^/]+)/data/(?P<path>.+)")(self._write)
+        transit = r"/v1/(?P<mount>[^/]+)/(?P<op>encrypt|decrypt)/(?P<key>[^/]+)"
+        route("POST", transit)(self._transit)
+        route("PUT", transit)(self._transit)
 
     # ---- helpers for tests ----------------------------------------------------------------
 
@@ -59,6 +71,11 @@ class FakeVault:
     def put(self, key: str, data: dict[str, Any]) -> int:
         self.kv.setdefault(key, []).append(dict(data))
         return len(self.kv[key])
+
+    def rotate_transit_key(self, mount: str, name: str) -> int:
+        """Create the transit key, or add a version; returns the new version number."""
+        self.transit.setdefault(f"{mount}/{name}", []).append(os.urandom(32))
+        return len(self.transit[f"{mount}/{name}"])
 
     # ---- handlers ---------------------------------------------------------------------------
 
@@ -156,3 +173,26 @@ class FakeVault:
         return Reply(
             200, {"lease_id": lease.lease_id, "lease_duration": max(grant, 0), "renewable": True}
         )
+
+    def _transit(self, match: Any, record: Recorded) -> Reply:
+        name = f"{match['mount']}/{match['key']}"
+        if not self._authorized(record, f"{match['mount']}/{match['op']}/{match['key']}"):
+            return DENIED
+        versions = self.transit.get(name)
+        if not versions:
+            return Reply(400, {"errors": ["encryption key not found"]})
+        body = json.loads(record.body or b"{}")
+        if match["op"] == "encrypt":
+            plaintext = base64.b64decode(body["plaintext"])
+            nonce = os.urandom(12)
+            sealed = AESGCM(versions[-1]).encrypt(nonce, plaintext, None)
+            ciphertext = f"vault:v{len(versions)}:" + base64.b64encode(nonce + sealed).decode()
+            return Reply(200, {"data": {"ciphertext": ciphertext, "key_version": len(versions)}})
+        try:
+            _, version, payload = str(body["ciphertext"]).split(":", 2)
+            raw = base64.b64decode(payload, validate=True)
+            key = versions[int(version.removeprefix("v")) - 1]
+            plaintext = AESGCM(key).decrypt(raw[:12], raw[12:], None)
+        except (ValueError, IndexError, binascii.Error, InvalidTag):
+            return Reply(400, {"errors": ["invalid ciphertext: unable to decrypt"]})
+        return Reply(200, {"data": {"plaintext": base64.b64encode(plaintext).decode()}})

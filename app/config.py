@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from limits import parse as parse_rate_limit
 from pydantic import (
     Field,
     PrivateAttr,
@@ -37,13 +38,14 @@ from pydantic_settings import (
 )
 
 from app.keys.signing import KeyRing, new_dev_ring, parse_ring, ring_checks
-from app.secrets import SecretInput, SecretRegistry, SecretSpec
+from app.secrets import ConfigProblem, SecretInput, SecretRegistry, SecretSpec
 from app.secrets.checks import (
     Credentials,
     credentials,
     credentials_not_placeholder,
     new_password,
     not_placeholder,
+    strong_token,
     text,
 )
 
@@ -79,9 +81,9 @@ JWT_KEYS = SecretSpec[KeyRing](
 )
 METRICS_TOKEN = SecretSpec[str](
     name="METRICS_TOKEN",
-    description="bearer token for /metrics",
+    description="bearer token for /metrics (production: the only way in)",
     parse=text,
-    check=not_placeholder,
+    check=strong_token,
     generate=new_password,
 )
 
@@ -92,6 +94,9 @@ SECRETS = SecretRegistry(
 )
 
 Environment = Literal["development", "test", "production"]
+
+#: `JWT_ISSUER` / `JWT_AUDIENCE` values that identify the template, not a service.
+TEMPLATE_CLAIMS = frozenset({"", "app"})
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
@@ -180,6 +185,14 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(10, ge=1)
     login_window_seconds: int = Field(900, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1)
+    # Per client IP, shared by replicas through Redis: `N/second|minute|hour|day`.
+    rate_limit_login: str = "30/minute"
+    rate_limit_register: str = "10/hour"
+    rate_limit_refresh: str = "60/minute"
+    rate_limit_password_reset: str = "5/hour"  # noqa: S105 - a rate, not a password
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or
+    # networks, `*` for any): the client address of rate limits and audit lines comes from them.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # Server
     host: str = "127.0.0.1"
@@ -193,6 +206,8 @@ class Settings(BaseSettings):
     # Observability (docs/operations.md): /metrics needs METRICS_TOKEN as a bearer token, or
     # comes from METRICS_ALLOWED_NETWORKS when no token is configured.
     metrics_enabled: bool = True
+    # Development and test only: without METRICS_TOKEN, these networks may scrape. Production
+    # answers /metrics to the token alone (a local proxy connects from loopback too).
     metrics_allowed_networks: str = "127.0.0.0/8,::1/128"
     # Tracing is off unless an OTLP endpoint is configured (needs the `[otel]` extra).
     otel_exporter_otlp_endpoint: str | None = None
@@ -233,9 +248,40 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator(
+        "rate_limit_login", "rate_limit_register", "rate_limit_refresh", "rate_limit_password_reset"
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            item = parse_rate_limit(value)
+        except ValueError:
+            item = None
+        if item is None or item.amount < 1:
+            raise ValueError("must look like N/second, N/minute, N/hour or N/day (N >= 1)")
+        return value
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    def production_problems(self) -> list[ConfigProblem]:
+        """Plain settings production refuses (secrets have their own checks): reported with the
+        secrets' problems at startup and by `config check`, never quoting a secret."""
+        if not self.is_production:
+            return []
+        problems = []
+        for name in ("jwt_issuer", "jwt_audience"):
+            if getattr(self, name).strip() in TEMPLATE_CLAIMS:
+                problems.append(
+                    ConfigProblem(
+                        name.upper(),
+                        "env" if name in self.model_fields_set else "default",
+                        "is the template's default; production needs your service's own value "
+                        "(e.g. its URL), so another service's tokens are never accepted here",
+                    )
+                )
+        return problems
 
     @property
     def secrets_dirs(self) -> list[Path]:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import install_error_handlers
+from app.api.headers import SecurityHeaders, behind_trusted_proxies
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.routes import auth, health, jwks, metrics, users
 from app.cache import create_redis
@@ -27,7 +28,7 @@ from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_r
 from app.observability.audit import secret_event
 from app.observability.setup import Observability
 from app.resources import Resources, State
-from app.secrets import SecretStore
+from app.secrets import ConfigError, SecretStore
 from app.secrets.redaction import register_secret_source
 from app.security.runtime import Security
 from app.user_status import UserStatusCache
@@ -61,8 +62,15 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
             yield {"resources": await open_resources(stack, settings, store, observability)}
 
     production = settings.is_production
+
+    def edge(inner: ASGIApp) -> ASGIApp:
+        # Outermost first: settle the client address and scheme (trusted proxies only), then
+        # security headers and observability see the real ones, for every response.
+        observed = SecurityHeaders(observability.edge(inner))
+        return behind_trusted_proxies(observed, settings.forwarded_allow_ips)
+
     app = Application(
-        edge=observability.edge,
+        edge=edge,
         title="fastapi-secrets-template",
         version="0.1.0",
         lifespan=lifespan,
@@ -89,6 +97,9 @@ async def open_resources(
     observability: Observability,
 ) -> Resources:
     """Open every resource on `stack`, each close registered right after its open."""
+    problems = settings.production_problems()
+    if problems:
+        raise ConfigError(problems)
     if store is None:
         store = await SecretStore.open(settings, SECRETS, events=secret_event)
         stack.push_async_callback(store.aclose)

@@ -25,6 +25,15 @@ from tests.support.services import (
 
 SettingsFactory = Callable[..., Settings]
 
+#: Every test client comes from one address, so the per-IP limits are set out of the way;
+#: the tests of the limits themselves set their own (tests/abuse).
+GENEROUS_RATE_LIMITS = {
+    "rate_limit_login": "100000/minute",
+    "rate_limit_register": "100000/minute",
+    "rate_limit_refresh": "100000/minute",
+    "rate_limit_password_reset": "100000/minute",
+}
+
 
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
@@ -85,6 +94,7 @@ def make_settings(
             "jwt_keys": jwt_secret,
             "secrets_dir": str(tmp_path / "no-secrets-dir"),
             "secrets_refresh_seconds": 1,
+            **GENEROUS_RATE_LIMITS,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -146,6 +156,7 @@ def server_env(
     from tests.support.server import base_env
 
     return base_env(
+        **{name.upper(): rate for name, rate in GENEROUS_RATE_LIMITS.items()},
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         REDIS_KEY_PREFIX=redis_prefix,

@@ -33,7 +33,7 @@ from app.resources import resources_of
 from tests.conftest import SettingsFactory
 from tests.support.app import client_for, lifespan
 from tests.support.private_services import private_redis
-from tests.support.server import run_cli, serve
+from tests.support.server import PRODUCTION, run_cli, serve
 
 pytestmark = pytest.mark.slow
 
@@ -477,7 +477,7 @@ async def test_server_and_cli_processes_never_emit_a_canary(
 
     broken = {
         **env,
-        "APP_ENV": "production",
+        **PRODUCTION,
         "DATABASE_CREDENTIALS": json.dumps({"user": "nobody", "password": canaries.canaries[0]}),
     }
     broken.pop("DATABASE_CREDENTIALS_FILE", None)

@@ -47,6 +47,12 @@ def get_security(request: Request) -> Security:
     return resources_of(request).security
 
 
+def client_address(request: Request) -> str | None:
+    """The client's IP address: the TCP peer, or what a trusted proxy (`FORWARDED_ALLOW_IPS`)
+    says it forwarded for; a spoofed `X-Forwarded-For` from anyone else is ignored."""
+    return request.client.host if request.client is not None else None
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with resources_of(request).sessionmaker() as session:
         yield session
@@ -58,9 +64,11 @@ StoreDep = Annotated[SecretStore, Depends(get_store)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 SecurityDep = Annotated[Security, Depends(get_security)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ClientAddress = Annotated[str | None, Depends(client_address)]
 
 __all__ = [
     "AuthenticatedUser",
+    "ClientAddress",
     "CurrentClaims",
     "CurrentUser",
     "RedisDep",

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.security.errors import Unavailable
+from app.security.errors import Overloaded, RateLimited, Unavailable
 
 logger = logging.getLogger("app.errors")
 
@@ -98,10 +98,31 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
 
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return JSONResponse(
+        {"detail": "Too many attempts; try again later"},
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Overloaded)
+    logger.warning("shed %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "Service busy; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Unavailable, _service_unavailable)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(Overloaded, _overloaded)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OSError, _unreachable)

@@ -7,8 +7,9 @@ import sys
 
 from pydantic import ValidationError
 
-from app.config import Settings, dotenv_applies
-from app.secrets import ConfigError, ConfigProblem
+from app.config import SECRETS, Settings, dotenv_applies
+from app.secrets import ConfigError, ConfigProblem, SecretStore
+from app.secrets.store import EventSink
 
 
 def setting_origin(name: str) -> str:
@@ -39,3 +40,22 @@ def report(error: ConfigError) -> int:
     for line in error.lines():
         print(line, file=sys.stderr)
     return 1
+
+
+async def resolve_all(
+    settings: Settings, events: EventSink | None = None
+) -> tuple[SecretStore, list[ConfigProblem]]:
+    """Every secret resolved, and every problem startup would refuse: the production rules for
+    plain settings first, then the secrets'. The store is returned even with problems, for
+    `config check`'s table; the caller closes it."""
+    store, problems = await SecretStore.resolve(settings, SECRETS, events=events)
+    return store, [*settings.production_problems(), *problems]
+
+
+async def open_checked(settings: Settings, events: EventSink | None = None) -> SecretStore:
+    """`resolve_all`, refusing to go on (ConfigError listing every problem) when any exists."""
+    store, problems = await resolve_all(settings, events)
+    if problems:
+        await store.aclose()
+        raise ConfigError(problems)
+    return store

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from app.cli.common import load_settings, report, setting_origin
-from app.config import SECRETS, Settings
+from app.cli.common import load_settings, report, resolve_all, setting_origin
+from app.config import Settings
 from app.secrets import ConfigError, ConfigProblem, SecretStore
 
 Row = tuple[str, str, str, str]
@@ -28,24 +28,44 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check.set_defaults(handler=check_command)
 
 
+#: Query parameters that carry credentials in DSNs (`?password=`, libpq's `sslpassword`, ...).
+CREDENTIAL_PARAMETERS = frozenset(
+    {"password", "pass", "pwd", "passwd", "sslpassword", "secret", "token", "api_key", "apikey"}
+)
+
+
 def mask_url_password(value: str) -> tuple[str, bool]:
-    """`scheme://user:***@host/...` and whether a password was present."""
+    """The URL with any password masked (`user:***@`, `?password=***`), and whether one was
+    there."""
     try:
         parts = urlsplit(value)
     except ValueError:
         return value, False
-    if not parts.scheme or parts.password is None:
+    if not parts.scheme:
         return value, False
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), True
+    masked = False
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        port = f":{parts.port}" if parts.port is not None else ""
+        netloc, masked = f"{parts.username or ''}:***@{host}{port}", True
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key.lower() in CREDENTIAL_PARAMETERS for key, _ in pairs):
+            query = urlencode(
+                [(k, "***" if k.lower() in CREDENTIAL_PARAMETERS else v) for k, v in pairs],
+                safe="*",
+            )
+            masked = True
+    if not masked:
+        return value, False
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), True
 
 
-def _plain_rows(settings: Settings) -> list[Row]:
+def _plain_rows(settings: Settings, problems: list[ConfigProblem]) -> list[Row]:
+    refused = {p.setting: p for p in problems}
     rows: list[Row] = []
     for field in type(settings).model_fields:
         name = field.upper()
@@ -59,6 +79,8 @@ def _plain_rows(settings: Settings) -> list[Row]:
             detail += (
                 f"  (password in the URL is discouraged: use {name.removesuffix('_URL')}_PASSWORD)"
             )
+        if name in refused:
+            status, detail = "error", f"{detail}  ({refused[name].message})"
         source = setting_origin(name) if field in settings.model_fields_set else "default"
         rows.append((name, source, status, detail))
     return rows
@@ -105,7 +127,7 @@ def check_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return report(exc)
     store, problems = asyncio.run(_resolve(settings))
-    print_table(_plain_rows(settings))
+    print_table(_plain_rows(settings, problems))
     print()
     print_table(_secret_rows(store))
     print()
@@ -117,6 +139,6 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 async def _resolve(settings: Settings) -> tuple[SecretStore, list[ConfigProblem]]:
-    store, problems = await SecretStore.resolve(settings, SECRETS)
+    store, problems = await resolve_all(settings)
     await store.aclose()
     return store, problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import resource
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,10 @@ from typing import Any
 
 import uvicorn
 
-from app.cli.common import load_settings, report
-from app.config import SECRETS, Settings
+from app.cli.common import load_settings, open_checked, report
+from app.config import Settings
 from app.observability.audit import secret_event
-from app.secrets import ConfigError, ConfigProblem, SecretStore
+from app.secrets import ConfigError, ConfigProblem
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +51,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return report(exc)
     configure_logging(settings)
+    no_core_dumps()
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -58,6 +60,8 @@ def serve_command(args: argparse.Namespace) -> int:
         "server_header": False,
         # app.observability writes the access log (with request id, route and duration).
         "access_log": False,
+        # The app applies FORWARDED_ALLOW_IPS itself (app/api/headers.py), once.
+        "proxy_headers": False,
     }
     if settings.workers > 1:
         # Each worker has its own event loop and resolves its own secrets; check them once here
@@ -74,7 +78,7 @@ def serve_command(args: argparse.Namespace) -> int:
     async def run() -> None:
         # Resolve every secret before binding the port, on the loop that will serve, so the
         # store's providers and refresher belong to that loop.
-        store = await SecretStore.open(settings, SECRETS, events=secret_event)
+        store = await open_checked(settings, events=secret_event)
         try:
             server = _Server(uvicorn.Config(create_app(settings, store=store), **common))
             await server.serve()
@@ -90,6 +94,12 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def no_core_dumps() -> None:
+    """A crash must not write the process's memory, secrets included, to a core file
+    (inherited by uvicorn's worker processes)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def worker_app() -> Any:
     """The app factory of each uvicorn worker process (WORKERS > 1). A worker is a fresh
     interpreter: configure its logging too, or its lines would bypass the JSON formatter."""
@@ -102,7 +112,7 @@ def worker_app() -> Any:
 
 
 async def _check_secrets(settings: Settings) -> None:
-    store = await SecretStore.open(settings, SECRETS)
+    store = await open_checked(settings)
     await store.aclose()
 
 

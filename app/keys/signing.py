@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.api_jwk import PyJWK
 from jwt.exceptions import PyJWTError
 
-from app.secrets.checks import is_placeholder
+from app.secrets.checks import is_placeholder, strength_problems
 from app.secrets.spec import CheckContext
 
 #: The algorithms a key may be bound to, with the JWK `kty` each requires.
@@ -141,6 +143,19 @@ class RingKey:
     def active_at(self, now: float) -> bool:
         return self.nbf is None or self.nbf <= now
 
+    def secret_material(self) -> bytes | None:
+        """The key's secret bytes (an HMAC secret, or a private key in DER), for derivation."""
+        if self.secret is not None:
+            return self.secret
+        key = self.jwk.key
+        if isinstance(key, RSAPrivateKey | EllipticCurvePrivateKey | Ed25519PrivateKey):
+            return key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        return None
+
     def public_jwk(self) -> dict[str, Any] | None:
         """The public half (for `/.well-known/jwks.json`); None for HMAC keys."""
         if self.is_hmac:
@@ -169,6 +184,7 @@ class KeyRing:
     _newest_first: tuple[RingKey, ...] = field(repr=False)
     #: Signature checks performed (a structural witness that lookup tries at most one key).
     stats: dict[str, int] = field(default_factory=lambda: {"signature_checks": 0}, repr=False)
+    _derived: dict[tuple[str, str], bytes] = field(default_factory=dict, repr=False)
 
     # ---- parsing ------------------------------------------------------------------------
 
@@ -295,12 +311,45 @@ class KeyRing:
                     problems.append(
                         f"key {key.kid!r} is an HMAC key shorter than {_MIN_HMAC_BYTES} bytes"
                     )
+                elif strength_problems(key.secret, _MIN_HMAC_BYTES, "bytes"):
+                    problems.append(
+                        f"key {key.kid!r} is an HMAC key with too little entropy; "
+                        "generate it (`python -m app keys generate --alg HS256`)"
+                    )
             elif (
                 isinstance(key.jwk.key, RSAPrivateKey | RSAPublicKey)
                 and key.jwk.key.key_size < _MIN_RSA_BITS
             ):
                 problems.append(f"key {key.kid!r} is an RSA key under {_MIN_RSA_BITS} bits")
         return problems
+
+    # ---- derived keys -------------------------------------------------------------------
+
+    def derived_key(self, purpose: str, kid: str | None = None) -> tuple[str, bytes] | None:
+        """A 256-bit key for `purpose` (HKDF-SHA256 over a ring key's secret material), and the
+        kid it came from: the key signing now by default, or `kid`. None when that key is gone
+        or holds no secret (a public-only JWK).
+
+        Other server-side MACs (refresh-family records, keyed hashes of emails) need a server
+        secret every replica shares; deriving it from the one REQUIRED secret, with a distinct
+        `purpose` per use, adds no secret to provision, and the ring's kid says which key made a
+        value, so a MAC made before a rotation still verifies while its key is in the ring."""
+        key = self.get(kid) if kid is not None else self.signing_key()
+        if key is None:
+            return None
+        cached = self._derived.get((key.kid, purpose))
+        if cached is None:
+            material = key.secret_material()
+            if material is None:
+                return None
+            cached = HKDF(
+                algorithm=hashes.SHA256(),
+                length=32,
+                salt=None,
+                info=f"fastapi-secrets-template/{purpose}".encode(),
+            ).derive(material)
+            self._derived[(key.kid, purpose)] = cached
+        return key.kid, cached
 
     # ---- use ----------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 Security-relevant facts (a secret rotated, a key ring changed, a login failed, a refresh token
 reused) go here rather than to the application log so they can be shipped, retained and alerted
 on separately. Every event says WHAT happened and to WHICH setting/user/family, and never a
-secret, a token or a password: emails are recorded as a SHA-256 digest so repeated attempts
-against one account can be correlated without the log holding the address.
+secret, a token or a password: emails are recorded as a keyed hash (HMAC under a server key,
+`app.security.identities`) so repeated attempts against one account can be correlated without
+the log holding the address, nor a bare hash anyone could reverse from a list of addresses.
 
 Inside an HTTP request the event also carries the request id and client address, and is handed
 to the app's audit listener (its Prometheus counters), see `app.observability.context`.
@@ -12,7 +13,6 @@ to the app's audit listener (its Prometheus counters), see `app.observability.co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -61,11 +61,6 @@ def secret_event(event: str, **fields: Any) -> None:
     audit(event, **fields)
 
 
-def email_digest(email: str) -> str:
-    """SHA-256 of the normalised (trimmed, lower-cased) email: correlates, never reveals."""
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
-
-
 # ---- key ring ---------------------------------------------------------------------------------
 
 
@@ -93,16 +88,17 @@ def login_succeeded(*, user_id: object) -> None:
     audit(LOGIN_SUCCEEDED, user_id=str(user_id))
 
 
-def login_failed(
-    *, email: str, reason: str = "invalid_credentials", user_id: object | None = None
-) -> None:
-    """A wrong password or an unknown account (`reason` tells which; the response must not)."""
-    audit(LOGIN_FAILED, email_sha256=email_digest(email), reason=reason, **_ids(user_id=user_id))
+def login_failed(*, account: str, reason: str = "invalid_credentials") -> None:
+    """A failed login. `account` is the keyed hash of the email (`Identities.account`):
+    repeated attempts on one account correlate, and no reader of the log learns the address.
+    Unknown account and wrong password share one reason, in the log as in the metrics: the
+    difference would tell whoever reads them which accounts exist."""
+    audit(LOGIN_FAILED, account=account, reason=reason)
 
 
-def login_locked(*, email: str, user_id: object | None = None) -> None:
+def login_locked(*, account: str) -> None:
     """The account is past its failed-login limit: the attempt was refused with 429."""
-    audit(LOGIN_LOCKED, email_sha256=email_digest(email), **_ids(user_id=user_id))
+    audit(LOGIN_LOCKED, account=account)
 
 
 def refresh_reuse_detected(*, family_id: object, user_id: object | None = None) -> None:

@@ -83,7 +83,7 @@ class Metrics:
             registry=r,
         )
         self.auth_logouts = Counter("auth_logouts", "Logouts.", registry=r)
-        for reason in ("unknown_account", "wrong_password", "inactive"):
+        for reason in ("invalid_credentials", "inactive"):
             self.auth_login_failures.labels(reason=reason)  # present from 0, for increase()
 
     # ---- event hooks ----------------------------------------------------------------------

@@ -5,7 +5,9 @@ several secrets share. Messages name the problem, never the value.
 from __future__ import annotations
 
 import json
+import math
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +30,30 @@ def is_placeholder(value: str) -> bool:
     return value.strip().lower() in PLACEHOLDERS
 
 
+#: Bits a random credential must carry in production (by the estimate below).
+MIN_ENTROPY_BITS = 128
+
+
+def estimated_bits(value: str | bytes) -> float:
+    """Shannon entropy of the value's own symbol frequencies, times its length: a generous
+    estimate (it cannot see patterns), so whatever it refuses is certainly weak: `aaaa...`,
+    a short word repeated, a keyboard walk."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    total = len(value)
+    per_symbol = -sum(n / total * math.log2(n / total) for n in counts.values())
+    return per_symbol * total
+
+
+def strength_problems(value: str | bytes, min_length: int, what: str = "characters") -> list[str]:
+    if len(value) < min_length:
+        return [f"is shorter than {min_length} {what}"]
+    if estimated_bits(value) < MIN_ENTROPY_BITS:
+        return [f"has too little entropy (under {MIN_ENTROPY_BITS} bits); generate a random one"]
+    return []
+
+
 # ---- plain text secrets (passwords, tokens) ------------------------------------------------
 
 
@@ -40,6 +66,15 @@ def not_placeholder(value: str, context: CheckContext) -> Sequence[str]:
     if context.production and is_placeholder(value):
         return ["is a known placeholder value; production refuses it"]
     return ()
+
+
+def strong_token(value: str, context: CheckContext) -> Sequence[str]:
+    """A bearer token compared as is (METRICS_TOKEN): production wants >= 32 random chars."""
+    if not context.production:
+        return ()
+    if is_placeholder(value):
+        return ["is a known placeholder value; production refuses it"]
+    return strength_problems(value, 32)
 
 
 def new_password() -> str:

@@ -1,60 +1,114 @@
-"""User rows as the auth API needs them: lookups, creation, password-hash upgrades."""
+"""User rows as the auth API needs them: the canonical email, lookups, creation, hash upgrades.
+
+Each function opens its OWN short session from the sessionmaker and closes it before returning:
+a login must not hold a pooled connection while argon2 runs (a login flood would otherwise
+exhaust the pool and starve every other request, readiness included).
+"""
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
+from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import User
 
 MAX_EMAIL_LENGTH = 320
+
+Sessions = async_sessionmaker[AsyncSession]
 
 
 class DuplicateEmail(Exception):
     """An account with that email already exists."""
 
 
-def normalize_email(email: str) -> str:
-    """One spelling per account: trimmed and lower-cased (login uses the same rule)."""
-    return email.strip().lower()
+def has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co"} for char in text)
 
 
-def checked_email(email: str) -> str:
-    """Validate syntax and return the normalised form; the error never quotes the input."""
-    candidate = normalize_email(email)
-    if not candidate or len(candidate) > MAX_EMAIL_LENGTH:
+def folded(text: str) -> str:
+    """Compatibility-normalised (NFKC: NFC/NFD and full-width spellings agree), trimmed,
+    case-folded. The limiter keys even unusable account names this way."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+def canonical_email(email: str) -> str:
+    """The one spelling of an address that identifies an account (SPEC section 3): NFKC,
+    case-insensitive, the domain in its IDNA (ASCII) form. ValueError (never quoting the input)
+    when it is not a usable address."""
+    candidate = folded(email)
+    if not candidate or len(candidate) > MAX_EMAIL_LENGTH or has_control_characters(candidate):
         raise ValueError("must be a valid email address")
     try:
-        validate_email(
-            candidate, check_deliverability=False, globally_deliverable=False, test_environment=True
+        valid = validate_email(
+            candidate,
+            check_deliverability=False,
+            globally_deliverable=False,
+            test_environment=True,
         )
     except EmailNotValidError:
         raise ValueError("must be a valid email address") from None
-    return candidate
+    return f"{valid.local_part.casefold()}@{valid.ascii_domain.lower()}"
 
 
-async def by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(select(User).where(User.email == email))
-    return result.scalar_one_or_none()
-
-
-async def create(session: AsyncSession, email: str, password_hash: str) -> User:
-    user = User(id=uuid.uuid4(), email=email, password_hash=password_hash, is_active=True)
-    session.add(user)
+def canonical_or_none(email: str) -> str | None:
     try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise DuplicateEmail() from None
-    return user
+        return canonical_email(email)
+    except ValueError:
+        return None
 
 
-async def replace_hash(session: AsyncSession, user_id: uuid.UUID, password_hash: str) -> None:
-    await session.execute(
-        update(User).where(User.id == user_id).values(password_hash=password_hash)
+@dataclass(frozen=True)
+class Credentials:
+    """What a login needs of a user row, read in one short transaction."""
+
+    id: uuid.UUID
+    email: str
+    is_active: bool
+    password_hash: str = field(repr=False)
+
+
+async def credentials(sessions: Sessions, email: str) -> Credentials | None:
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(User.id, User.email, User.is_active, User.password_hash).where(
+                    User.email == email
+                )
+            )
+        ).first()
+    return Credentials(row[0], row[1], row[2], row[3]) if row is not None else None
+
+
+async def create(session: AsyncSession, email: str, password_hash: str) -> uuid.UUID:
+    """Insert the account; DuplicateEmail if the address is taken. `ON CONFLICT DO NOTHING`
+    rather than catching a unique violation: PostgreSQL would log the failed statement with the
+    address in it."""
+    inserted = await session.execute(
+        insert(User)
+        .values(id=uuid.uuid4(), email=email, password_hash=password_hash, is_active=True)
+        .on_conflict_do_nothing(index_elements=[User.email])
+        .returning(User.id)
     )
+    user_id = inserted.scalar_one_or_none()
     await session.commit()
+    if user_id is None:
+        raise DuplicateEmail()
+    return user_id
+
+
+async def replace_hash(sessions: Sessions, user_id: uuid.UUID, password_hash: str) -> None:
+    async with sessions() as session:
+        await session.execute(
+            update(User).where(User.id == user_id).values(password_hash=password_hash)
+        )
+        await session.commit()
+
+
+#: For request models: pydantic turns its ValueError into a 422 that does not echo the input.
+checked_email = canonical_email

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from app.config import Settings
+from app.config import JWT_KEYS, Settings
 from app.secrets import SecretStore
+from app.security.identities import Identities
 from app.security.login_limit import LoginLimiter
 from app.security.passwords import PasswordHasher
-from app.security.refresh import RefreshFamilies
+from app.security.rate_limits import RateLimits
+from app.security.refresh import MAC_PURPOSE, RefreshFamilies
 from app.security.revocation import RevocationList
 from app.security.tokens import TokenService
 
@@ -22,16 +24,24 @@ class Security:
     families: RefreshFamilies
     passwords: PasswordHasher
     login_limit: LoginLimiter
+    rate_limits: RateLimits
+    identities: Identities
 
     @classmethod
     def create(cls, settings: Settings, store: SecretStore, redis: Redis) -> Security:
         prefix = settings.redis_key_prefix
         revocations = RevocationList(redis, prefix)
+
+        def family_keys(kid: str | None) -> tuple[str, bytes] | None:
+            ring = store.parsed(JWT_KEYS)
+            return ring.derived_key(MAC_PURPOSE, kid) if ring is not None else None
+
         families = RefreshFamilies(
             redis,
             prefix,
             token_ttl=settings.refresh_token_ttl_seconds,
             family_max_age=settings.refresh_family_max_age_seconds,
+            keys=family_keys,
         )
         return cls(
             tokens=TokenService(settings, store, revocations, families),
@@ -44,6 +54,17 @@ class Security:
                 max_failures=settings.login_max_failures,
                 window=settings.login_window_seconds,
             ),
+            rate_limits=RateLimits(
+                redis,
+                prefix,
+                {
+                    "login": settings.rate_limit_login,
+                    "register": settings.rate_limit_register,
+                    "refresh": settings.rate_limit_refresh,
+                    "password_reset": settings.rate_limit_password_reset,
+                },
+            ),
+            identities=Identities(store),
         )
 
     def start(self) -> None:

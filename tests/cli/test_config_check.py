@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from tests.support.server import base_env, run_cli
+from tests.support.server import PRODUCTION, base_env, run_cli
 
 
 def rows(stdout: str) -> dict[str, list[str]]:
@@ -55,9 +55,7 @@ def test_shows_each_secret_source_and_no_value(tmp_path: Path) -> None:
 
 def test_problems_exit_1_with_the_table_and_one_line_each(tmp_path: Path) -> None:
     leaked = "check-bad-" + secrets.token_urlsafe(8)
-    env = base_env(
-        APP_ENV="production", JWT_KEYS=leaked, REDIS_PASSWORD_FILE=str(tmp_path / "missing")
-    )
+    env = base_env(**PRODUCTION, JWT_KEYS=leaked, REDIS_PASSWORD_FILE=str(tmp_path / "missing"))
     result = run_cli("config", "check", env=env, timeout=30)
 
     assert result.returncode == 1
@@ -97,6 +95,20 @@ def test_dotenv_is_read_in_development_only(tmp_path: Path) -> None:
     assert production.returncode == 1
     assert rows(production.stdout)["JWT_KEYS"][1] == "error"
     assert "config error: JWT_KEYS (searched" in production.stderr
-    assert rows(production.stdout)["JWT_ISSUER"][0] == "default"
+    # Not from .env: the default, which production refuses (it names the template, not you).
+    assert rows(production.stdout)["JWT_ISSUER"][:2] == ["default", "error"]
+    assert "config error: JWT_ISSUER (from default)" in production.stderr
     for result in (development, production):
         assert dotenv_key not in result.stdout + result.stderr
+
+
+def test_passwords_in_url_queries_are_masked_too(tmp_path: Path) -> None:
+    hidden = "query-" + secrets.token_urlsafe(12)
+    env = base_env(
+        DATABASE_URL=f"postgresql+asyncpg://app@db:5432/app?sslmode=prefer&password={hidden}",
+        JWT_KEYS=secrets.token_urlsafe(48),
+    )
+    result = run_cli("config", "check", env=env, cwd=tmp_path, timeout=30)
+    assert hidden not in result.stdout + result.stderr
+    assert rows(result.stdout)["DATABASE_URL"][1] == "warning"
+    assert "password=***" in result.stdout

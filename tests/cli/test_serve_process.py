@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.server import free_port, run_cli, serve
+from tests.support.server import PRODUCTION, free_port, run_cli, serve
 
 
 def test_serve_answers_ready_over_tcp(server_env: dict[str, str], tmp_path: Path) -> None:
@@ -15,6 +15,14 @@ def test_serve_answers_ready_over_tcp(server_env: dict[str, str], tmp_path: Path
         response = httpx.get(f"{server.url}/health/ready", timeout=5)
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_serve_writes_no_core_dumps(server_env: dict[str, str], tmp_path: Path) -> None:
+    """A crash must not put the process's memory (secrets included) in a core file."""
+    with serve(server_env, tmp_path) as server:
+        limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
 
 
 def test_ready_is_503_within_3s_when_redis_port_is_closed(
@@ -49,7 +57,7 @@ def test_migrate_is_idempotent(server_env: dict[str, str]) -> None:
 def test_migrate_needs_only_the_database_secrets(server_env: dict[str, str]) -> None:
     """Least privilege for the migration job: no JWT key ring, even in production."""
     env = {k: v for k, v in server_env.items() if k != "JWT_KEYS"}
-    result = run_cli("migrate", env={**env, "APP_ENV": "production"})
+    result = run_cli("migrate", env={**env, **PRODUCTION})
     assert result.returncode == 0, result.stderr
     assert "JWT_KEYS" not in result.stderr
 

@@ -5,6 +5,7 @@ never the value."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -17,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from app.secrets.checks import is_placeholder
-from tests.support.server import ROOT, base_env
+from tests.support.server import PRODUCTION, ROOT, base_env
 from tests.support.services import TEST_REDIS_URL
 
-GOOD_KEY = "startup-" + "k" * 48
+GOOD_KEY = "startup-" + secrets.token_urlsafe(40)  # strong: production takes it
 
 #: Seconds a failing start may take: generous for a busy machine, far below a network hang.
 STARTUP_BUDGET = 20
@@ -99,7 +100,7 @@ CASES: dict[str, Case] = {
     ),
     "production-placeholders": Case(
         lambda tmp: {
-            "APP_ENV": "production",
+            **PRODUCTION,
             "JWT_KEYS": "changeme",
             "REDIS_PASSWORD": "changethis",
             "DATABASE_PASSWORD": "secret",
@@ -111,12 +112,31 @@ CASES: dict[str, Case] = {
         },
     ),
     "production-short-hmac": Case(
-        lambda tmp: {"APP_ENV": "production", "JWT_KEYS": "only-twenty-one-byte"},
+        lambda tmp: {**PRODUCTION, "JWT_KEYS": "only-twenty-one-byte"},
         {"JWT_KEYS": "shorter than 32 bytes"},
         secret_values=["only-twenty-one-byte"],
     ),
     "production-small-rsa": Case(
-        lambda tmp: {"APP_ENV": "production", "JWT_KEYS": _weak_rsa_ring()}, {"JWT_KEYS": "2048"}
+        lambda tmp: {**PRODUCTION, "JWT_KEYS": _weak_rsa_ring()}, {"JWT_KEYS": "2048"}
+    ),
+    "production-low-entropy-hmac": Case(
+        lambda tmp: {**PRODUCTION, "JWT_KEYS": "a" * 45},
+        {"JWT_KEYS": "too little entropy"},
+        secret_values=["a" * 45],
+    ),
+    "production-weak-metrics-token": Case(
+        lambda tmp: {**PRODUCTION, "METRICS_TOKEN": "short-token-123"},
+        {"METRICS_TOKEN": "shorter than 32"},
+        secret_values=["short-token-123"],
+    ),
+    "production-low-entropy-metrics-token": Case(
+        lambda tmp: {**PRODUCTION, "METRICS_TOKEN": "ab" * 20},
+        {"METRICS_TOKEN": "too little entropy"},
+        secret_values=["ab" * 20],
+    ),
+    "production-template-claims": Case(
+        lambda tmp: {"APP_ENV": "production", "JWT_ISSUER": "app"},
+        {"JWT_ISSUER": "(from env)", "JWT_AUDIENCE": "(from default)"},
     ),
     "invalid-settings": Case(
         lambda tmp: {"PORT": "eighty", "APP_ENV": "staging"},

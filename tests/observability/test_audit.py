@@ -4,20 +4,27 @@ inside a request they carry its id and client, and move the auth counters."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.config import SECRETS
 from app.main import create_app
 from app.observability import audit
+from app.secrets import SecretStore
+from app.security.accounts import canonical_email
+from app.security.identities import Identities
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.observability.scraping import scrape, value
 from tests.support.app import client_for, lifespan
 
 EMAIL = "Alice@Example.com"
+#: What the auth API passes: the keyed hash of the canonical email (app.security.identities).
+ACCOUNT = "5f0c0ffee5f0c0ffee5f0c0ffee5f0c0"
 
 
 @pytest.fixture
@@ -27,10 +34,10 @@ async def audited(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncCl
     app: FastAPI = create_app(make_settings(metrics_allowed_networks="203.0.113.0/24"))
 
     async def fail() -> None:
-        audit.login_failed(email=EMAIL, reason="wrong_password")
+        audit.login_failed(account=ACCOUNT)
 
     async def lock() -> None:
-        audit.login_locked(email=EMAIL)
+        audit.login_locked(account=ACCOUNT)
 
     async def succeed() -> None:
         audit.login_succeeded(user_id="u-1")
@@ -62,7 +69,7 @@ async def test_auth_events_move_their_counters(audited: httpx.AsyncClient) -> No
         assert (await audited.post(path)).status_code == 200
     after = await scrape(audited)
     for name, labels, moved in [
-        ("auth_login_failures_total", {"reason": "wrong_password"}, 2),
+        ("auth_login_failures_total", {"reason": "invalid_credentials"}, 2),
         ("auth_lockouts_total", {}, 1),
         ("auth_logins_total", {}, 1),
         ("auth_refresh_reuse_detected_total", {}, 1),
@@ -79,10 +86,10 @@ async def test_audit_lines_identify_without_revealing(
     await audited.post("/reuse", headers={"X-Request-ID": "refresh-2"})
     lines = [line for line in json_logs() if line["logger"] == "app.audit"]
     failed = next(line for line in lines if line["event"] == "auth.login_failed")
-    assert failed["email_sha256"] == hashlib.sha256(EMAIL.lower().encode()).hexdigest()
+    assert failed["account"] == ACCOUNT
     assert failed["request_id"] == "login-attempt-1"
     assert failed["client"] == "203.0.113.7"
-    assert failed["reason"] == "wrong_password"
+    assert failed["reason"] == "invalid_credentials"  # unknown account and wrong password alike
     reuse = next(line for line in lines if line["event"] == "auth.refresh_reuse_detected")
     assert (reuse["family_id"], reuse["user_id"], reuse["request_id"]) == (
         "fam-9",
@@ -107,5 +114,24 @@ async def test_secret_loaded_events_name_source_not_value(
     assert jwt_secret not in json_logs.raw()  # type: ignore[attr-defined]
 
 
-def test_email_digest_is_normalised() -> None:
-    assert audit.email_digest(" Alice@Example.COM ") == audit.email_digest("alice@example.com")
+async def test_accounts_are_keyed_hashes_of_the_canonical_email(
+    make_settings: SettingsFactory,
+) -> None:
+    """Not a bare SHA-256 (anyone can hash a list of addresses); one hash per account however
+    the address is spelled; a different server key gives different hashes."""
+    one = await SecretStore.open(make_settings(), SECRETS)
+    other = await SecretStore.open(make_settings(jwt_keys=secrets.token_urlsafe(48)), SECRETS)
+    try:
+        spellings = [
+            " Alice@Example.COM ",
+            "alice@example.com",
+            "\uff41\uff4c\uff49\uff43\uff45@example.com",
+        ]  # full-width
+        hashes = {Identities(one).account(canonical_email(e)) for e in spellings}
+        assert len(hashes) == 1
+        (keyed,) = hashes
+        assert keyed != hashlib.sha256(b"alice@example.com").hexdigest()[: len(keyed)]
+        assert Identities(other).account("alice@example.com") != keyed
+    finally:
+        await one.aclose()
+        await other.aclose()

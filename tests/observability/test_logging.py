@@ -26,6 +26,8 @@ def test_format_defaults_by_environment() -> None:
     def settings(**values: str) -> Settings:
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
+    # Logging is configured from plain settings alone: production's claim checks apply later.
+
     assert log_format(settings(app_env="production")) == "json"
     assert log_format(settings(app_env="test")) == "json"
     assert log_format(settings(app_env="development")) == "text"

@@ -53,7 +53,7 @@ def test_served_logs_are_json_with_request_ids_and_no_secrets(
     samples = parse_metrics(scraped.text)
     # The start-up wait polled /health/live too.
     assert (value(samples, "http_requests_total", route="/health/live", status="200") or 0) >= 2
-    assert value(samples, "auth_login_failures_total", reason="wrong_password") == 1
+    assert value(samples, "auth_login_failures_total", reason="invalid_credentials") == 1
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert any(line["logger"].startswith("uvicorn") for line in lines)
     access = {line.get("request_id"): line for line in lines if line["logger"] == "app.access"}

@@ -26,6 +26,15 @@ def free_port() -> int:
         return port
 
 
+#: What a production process needs beyond its secrets: its own token issuer and audience (the
+#: template's default `app` is refused in production).
+PRODUCTION = {
+    "APP_ENV": "production",
+    "JWT_ISSUER": "https://auth.example.test",
+    "JWT_AUDIENCE": "https://api.example.test",
+}
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     """A clean environment: no developer `.env`, no /run/secrets, no declared secret (nor its
     `_FILE`) inherited from the shell, only what the test says."""

@@ -1,29 +1,47 @@
-"""`/api/v1/auth`: register, login (OAuth2 password form), refresh, logout (SPEC section 3).
+"""`/api/v1/auth`: register, login (OAuth2 token endpoint), refresh, logout (SPEC section 3).
 
 Failures never say which part was wrong: unknown account and wrong password get the same 401
-body after the same amount of argon2 work, and bodies never echo what the client sent.
+body after the same amount of argon2 work, and bodies never echo what the client sent. Abuse is
+refused before any expensive work: per-client-IP limits first (`RATE_LIMIT_*`), then the
+per-account limit, which counts an attempt BEFORE its password is checked
+(`app.security.login_limit`); the password hashing queue is bounded (503 past it), and no
+database connection is held while argon2 runs.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Body, Depends, HTTPException, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel, Field, field_validator
+from fastapi import Body, Depends, Form, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from app.api.deps import CurrentClaims, ResourcesDep, SecurityDep, SessionDep, unauthorized
+from app.api.deps import (
+    ClientAddress,
+    CurrentClaims,
+    ResourcesDep,
+    SecurityDep,
+    SessionDep,
+    unauthorized,
+)
 from app.api.routing import NO_STORE, body_router
 from app.observability import audit
+from app.resources import Resources
 from app.security import accounts
 
 router = body_router("/api/v1/auth", ["auth"])
 
 BAD_CREDENTIALS = "Incorrect email or password"
 BAD_REFRESH_TOKEN = "Invalid refresh token"  # noqa: S105 - a message
+TOO_MANY = "Too many attempts; try again later"
 MAX_PASSWORD_LENGTH = 128
 MAX_TOKEN_FIELD = 512
+
+
+#: Any character but the C0/C1 control characters (a NUL or an escape in a password is an
+#: encoding accident, not a choice); everything else in Unicode is fine (SPEC: unicode ok).
+PASSWORD_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"  # noqa: S105 - a pattern
 
 
 class RegisterIn(BaseModel):
@@ -32,12 +50,14 @@ class RegisterIn(BaseModel):
         examples=["user@example.com"],
         json_schema_extra={"format": "email"},
     )
-    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH, repr=False)
+    password: str = Field(
+        min_length=8, max_length=MAX_PASSWORD_LENGTH, pattern=PASSWORD_PATTERN, repr=False
+    )
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        return accounts.checked_email(value)
+        return accounts.canonical_email(value)
 
 
 class UserOut(BaseModel):
@@ -60,80 +80,200 @@ class LogoutIn(BaseModel):
     refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_FIELD, repr=False)
 
 
+def _too_many(retry_after: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=TOO_MANY,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _tokens(response: Response, pair: Any) -> TokenPair:
+    response.headers.update(NO_STORE)
+    return TokenPair(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
+
+
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={409: {"description": "an account with this email exists"}},
+    responses={
+        409: {"description": "an account with this email exists"},
+        429: {"description": "too many registrations from this client"},
+        503: {"description": "overloaded: retry after Retry-After seconds"},
+    },
 )
-async def register(body: RegisterIn, session: SessionDep, security: SecurityDep) -> UserOut:
+async def register(
+    body: RegisterIn, session: SessionDep, security: SecurityDep, client: ClientAddress
+) -> UserOut:
+    # The per-IP limit comes first, so an abuser gets no argon2 work and no 409 oracle.
+    await security.rate_limits.hit("register", security.identities.client(client))
     password_hash = await security.passwords.hash(body.password)
     try:
-        user = await accounts.create(session, body.email, password_hash)
+        user_id = await accounts.create(session, body.email, password_hash)
     except accounts.DuplicateEmail:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail="An account with this email already exists"
         ) from None
-    return UserOut(id=user.id, email=user.email)
+    return UserOut(id=user_id, email=body.email)
+
+
+class TokenForm:
+    """The OAuth2 token endpoint's form (RFC 6749): `grant_type=password` (the default) with
+    `username` and `password`, or `grant_type=refresh_token` with `refresh_token`."""
+
+    def __init__(
+        self,
+        grant_type: Annotated[str | None, Form(pattern="^(password|refresh_token)$")] = None,
+        username: Annotated[str | None, Form(max_length=1024)] = None,
+        password: Annotated[str | None, Form(max_length=1024)] = None,
+        refresh_token: Annotated[str | None, Form(max_length=MAX_TOKEN_FIELD)] = None,
+        scope: Annotated[str, Form(max_length=1024)] = "",
+        client_id: Annotated[str | None, Form(max_length=256)] = None,
+        client_secret: Annotated[str | None, Form(max_length=256)] = None,
+    ) -> None:
+        self.grant_type = grant_type or "password"
+        self.username = username
+        self.password = password
+        self.refresh_token = refresh_token
+
+    def missing(self) -> list[str]:
+        wanted = (
+            ("refresh_token",) if self.grant_type == "refresh_token" else ("username", "password")
+        )
+        return [name for name in wanted if not getattr(self, name)]
+
+
+def _missing(names: list[str]) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("body", name), "msg": "Field required", "type": "missing"} for name in names]
+    )
 
 
 @router.post(
     "/login",
     response_model=TokenPair,
     responses={
-        401: {"description": "bad credentials"},
-        429: {"description": "too many failed attempts for this account"},
+        401: {"description": "bad credentials (or an invalid refresh token)"},
+        429: {"description": "too many attempts from this client or on this account"},
+        503: {"description": "overloaded: retry after Retry-After seconds"},
     },
 )
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: SessionDep,
-    security: SecurityDep,
+    form: Annotated[TokenForm, Depends()],
+    resources: ResourcesDep,
+    client: ClientAddress,
     response: Response,
 ) -> TokenPair:
-    account = accounts.normalize_email(form.username)
-    retry_after = await security.login_limit.retry_after(account)
-    if retry_after is not None:
-        audit.login_locked(email=account)
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail="Too many failed login attempts; try again later",
-            headers={"Retry-After": str(retry_after)},
-        )
-    user = await accounts.by_email(session, account) if account else None
-    if user is None or len(form.password) > MAX_PASSWORD_LENGTH:
-        await security.passwords.verify_dummy(form.password[:MAX_PASSWORD_LENGTH])
-        await security.login_limit.record_failure(account)
-        audit.login_failed(email=account, reason="unknown_account")
-        raise unauthorized(BAD_CREDENTIALS)
-    matches, upgraded = await security.passwords.verify(form.password, user.password_hash)
-    if not matches or not user.is_active:
-        await security.login_limit.record_failure(account)
-        audit.login_failed(
-            email=account, user_id=user.id, reason="wrong_password" if not matches else "inactive"
-        )
+    missing = form.missing()
+    if missing:
+        raise _missing(missing)
+    if form.grant_type == "refresh_token":
+        return await _refresh(resources, client, str(form.refresh_token), response)
+    return await _password_grant(
+        resources, client, str(form.username), str(form.password), response
+    )
+
+
+async def _password_grant(
+    resources: Resources, client: str | None, username: str, password: str, response: Response
+) -> TokenPair:
+    security = resources.security
+    identities = security.identities
+    client_key = identities.client(client)
+    await security.rate_limits.hit("login", client_key)
+    email = accounts.canonical_or_none(username)
+    account = identities.account(email or accounts.folded(username))
+    attempt = await security.login_limit.begin(account, client_key)
+    if not attempt.allowed:
+        if not attempt.busy:
+            audit.login_locked(account=account)
+        raise _too_many(attempt.retry_after)
+    user, matches, upgraded = None, False, None
+    try:
+        user = await accounts.credentials(resources.sessionmaker, email) if email else None
+        if user is None or len(password) > MAX_PASSWORD_LENGTH:
+            await security.passwords.verify_dummy(password[:MAX_PASSWORD_LENGTH])
+        else:
+            matches, upgraded = await security.passwords.verify(password, user.password_hash)
+    finally:
+        succeeded = user is not None and matches and user.is_active
+        await security.login_limit.finish(attempt, succeeded=succeeded)
+    if user is None or not succeeded:
+        audit.login_failed(account=account, reason="inactive" if matches else "invalid_credentials")
         raise unauthorized(BAD_CREDENTIALS)
     if upgraded is not None:
-        await accounts.replace_hash(session, user.id, upgraded)
-    await security.login_limit.reset(account)
+        await accounts.replace_hash(resources.sessionmaker, user.id, upgraded)
     issued = await security.tokens.login(str(user.id))
     audit.login_succeeded(user_id=user.id)
-    response.headers.update(NO_STORE)
-    return TokenPair(
-        access_token=issued.access_token,
-        refresh_token=issued.refresh_token,
-        expires_in=issued.expires_in,
-    )
+    return _tokens(response, issued)
+
+
+async def _refresh_body(request: Request) -> RefreshIn:
+    """`{"refresh_token"}` as JSON, or the RFC 6749 form `grant_type=refresh_token&...`."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "application/x-www-form-urlencoded":
+            form = await request.form()
+            if form.get("grant_type") not in (None, "refresh_token"):
+                raise RequestValidationError(
+                    [{"loc": ("body", "grant_type"), "msg": "must be refresh_token",
+                      "type": "value_error"}]
+                )  # fmt: skip
+            return RefreshIn.model_validate({"refresh_token": form.get("refresh_token")})
+        return RefreshIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+        ) from None
+
+
+_REFRESH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": RefreshIn.model_json_schema()},
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["refresh_token"],
+                "properties": {
+                    "grant_type": {"type": "string", "enum": ["refresh_token"]},
+                    "refresh_token": {"type": "string", "minLength": 1,
+                                      "maxLength": MAX_TOKEN_FIELD},
+                },
+            }
+        },
+    },
+}  # fmt: skip
 
 
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses={401: {"description": "invalid, expired, revoked or reused token"}},
+    responses={
+        401: {"description": "invalid, expired, revoked or reused token"},
+        422: {"description": "the body is not a refresh request"},
+        429: {"description": "too many refreshes from this client"},
+    },
+    openapi_extra={"requestBody": _REFRESH_BODY},
 )
-async def refresh(body: RefreshIn, resources: ResourcesDep, response: Response) -> TokenPair:
+async def refresh(
+    body: Annotated[RefreshIn, Depends(_refresh_body)],
+    resources: ResourcesDep,
+    client: ClientAddress,
+    response: Response,
+) -> TokenPair:
+    return await _refresh(resources, client, body.refresh_token, response)
+
+
+async def _refresh(
+    resources: Resources, client: str | None, refresh_token: str, response: Response
+) -> TokenPair:
     security = resources.security
-    rotation, issued = await security.tokens.refresh(body.refresh_token)
+    await security.rate_limits.hit("refresh", security.identities.client(client))
+    rotation, issued = await security.tokens.refresh(refresh_token)
     if rotation.outcome == "reused":
         audit.refresh_reuse_detected(family_id=rotation.family, user_id=rotation.user_id)
     if issued is None or rotation.user_id is None:
@@ -143,12 +283,7 @@ async def refresh(body: RefreshIn, resources: ResourcesDep, response: Response) 
         if rotation.family is not None:
             await security.tokens.revoke_session(rotation.family)
         raise unauthorized(BAD_REFRESH_TOKEN)
-    response.headers.update(NO_STORE)
-    return TokenPair(
-        access_token=issued.access_token,
-        refresh_token=issued.refresh_token,
-        expires_in=issued.expires_in,
-    )
+    return _tokens(response, issued)
 
 
 @router.post(

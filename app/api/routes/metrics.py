@@ -3,7 +3,9 @@
 Access rule (docs/operations.md, "Metrics"):
 - if `METRICS_TOKEN` is configured (a secret: env, `_FILE`, `SECRETS_DIR` or a cloud reference,
   rotating like the others), a request needs `Authorization: Bearer <token>`, from anywhere;
-- otherwise only clients in `METRICS_ALLOWED_NETWORKS` (default: loopback) are answered.
+- in production that is the ONLY way in (without a token configured, `/metrics` answers 403);
+- in development and test, without a token, clients in `METRICS_ALLOWED_NETWORKS` (default:
+  loopback) are answered. The client address is the one the trusted-proxy rule settled on.
 Why not a second port: with several uvicorn workers each would have to bind it, and behind a
 Service/Ingress a port is exactly as exposed as a path. A token works the same everywhere.
 """
@@ -60,7 +62,11 @@ def _bearer(request: Request) -> str | None:
 
 
 def router(settings: Settings) -> APIRouter:
-    allowed_networks = parse_networks(settings.metrics_allowed_networks)
+    # Production never trusts a network: a local reverse proxy or sidecar connects from
+    # loopback too, so "loopback only" would admit whoever reaches the proxy.
+    allowed_networks = (
+        [] if settings.is_production else parse_networks(settings.metrics_allowed_networks)
+    )
     metrics = APIRouter()
 
     @metrics.get("/metrics", include_in_schema=False)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import CurrentUser
 from app.api.routes.auth import UserOut
+from app.api.routing import NO_STORE
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -19,5 +20,6 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
         }
     },
 )
-async def me(user: CurrentUser) -> UserOut:
+async def me(user: CurrentUser, response: Response) -> UserOut:
+    response.headers.update(NO_STORE)  # personal data: no cache may keep it
     return UserOut(id=user.id, email=user.email)

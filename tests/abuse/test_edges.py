@@ -218,10 +218,14 @@ async def test_a_lower_score_from_the_channel_cannot_unrevoke(
     ).status_code == 401
     # A Redis writer publishes the same members with a score in the past, and edits the set.
     redis: Redis = resources(app).redis
-    members = {m: 1.0 for m in revocations._local}
+    members: dict[str, float] = {m: 1.0 for m in revocations._local}
+    members["jti:marker"] = 4102444800.0  # a new entry, to see when the message was applied
     await redis.publish(revocations.channel, json.dumps(members))
     await redis.delete(revocations.key)
-    await asyncio.sleep(0.3)
+    deadline = asyncio.get_running_loop().time() + 5
+    while "jti:marker" not in revocations._local:
+        assert asyncio.get_running_loop().time() < deadline, "the message never arrived"
+        await asyncio.sleep(0.02)
     me = await client.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
     assert me.status_code == 401
 

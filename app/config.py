@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     # networks, `*` for any): the client address of rate limits and audit lines comes from them.
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # Browser clients: exact origins allowed to call the API with credentials (comma-separated;
+    # `*` only outside production), and the refresh token in an HttpOnly cookie as well.
+    cors_origins: str = ""
+    refresh_token_cookie: bool = False
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -281,7 +286,21 @@ class Settings(BaseSettings):
                         "(e.g. its URL), so another service's tokens are never accepted here",
                     )
                 )
+        if "*" in self.allowed_origins:
+            problems.append(
+                ConfigProblem(
+                    "CORS_ORIGINS",
+                    "env",
+                    "'*' would let any website call the API with your users' credentials; "
+                    "list the exact origins",
+                )
+            )
         return problems
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """`CORS_ORIGINS` as a list (trailing slashes dropped: an Origin header has none)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def secrets_dirs(self) -> list[Path]:

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import install_error_handlers
@@ -81,6 +82,18 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     observability.instrument(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.allowed_origins:
+        # Browsers from these exact origins may call the API with credentials; any other
+        # origin gets no CORS headers (its preflight fails), so its pages cannot read answers.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)

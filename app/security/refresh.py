@@ -113,6 +113,9 @@ class RefreshFamilies:
     def _keys(self, family: str) -> list[str]:
         return [f"{self.prefix}family:{family}", f"{self.prefix}used:{family}"]
 
+    def _user_key(self, user_id: str) -> str:
+        return f"{self.prefix}user:{user_id}"
+
     @staticmethod
     def _new_token(family: str) -> str:
         return f"{family}.{secrets.token_urlsafe(32)}"
@@ -145,8 +148,16 @@ class RefreshFamilies:
                 },
             )
             pipe.expire(family_key, self.family_max_age + 60)
+            # The user's families, so that "sign out everywhere" can find them all.
+            pipe.sadd(self._user_key(user_id), family)
+            pipe.expire(self._user_key(user_id), self.family_max_age + 60)
             await pipe.execute()
         return token, family
+
+    async def families_of(self, user_id: str) -> list[str]:
+        """Every family started for `user_id` within the maximum family age (some may be over)."""
+        members = await self.redis.smembers(self._user_key(user_id))
+        return sorted(_text(m) for m in members)
 
     async def _verified(self, family: str) -> tuple[str, float, str] | None:
         """The record's MAC, creation time and user if the record is authentic, else None."""

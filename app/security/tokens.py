@@ -113,7 +113,9 @@ class TokenService:
 
     # ---- issuing ------------------------------------------------------------------------
 
-    def issue_access(self, user_id: str, sid: str | None) -> str:
+    def issue_access(self, user_id: str, sid: str | None, scope: str = "") -> str:
+        """An access token; `scope` is the space-separated scopes the user holds now (RFC 8693
+        `scope` claim: `admin` for admins, empty for everyone else)."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.settings.jwt_issuer,
@@ -123,6 +125,7 @@ class TokenService:
             "nbf": now,
             "exp": now + self.settings.access_token_ttl_seconds,
             "jti": secrets.token_urlsafe(16),
+            "scope": scope,
         }
         if sid is not None:
             claims["sid"] = sid
@@ -132,25 +135,30 @@ class TokenService:
             logger.error("no JWT key may sign now: every key's nbf is in the future")
             raise Unavailable("jwt signing key") from None
 
-    async def login(self, user_id: str) -> IssuedTokens:
+    async def login(self, user_id: str, scope: str = "") -> IssuedTokens:
+        """A new session: a refresh family and the first pair."""
         refresh_token, family = await self.families.start(user_id)
         return IssuedTokens(
-            self.issue_access(user_id, family),
+            self.issue_access(user_id, family, scope),
             refresh_token,
             self.settings.access_token_ttl_seconds,
         )
 
-    async def refresh(self, refresh_token: str) -> tuple[Rotation, IssuedTokens | None]:
+    async def rotate(self, refresh_token: str) -> Rotation:
+        """Consume `refresh_token`; a reused one revokes its whole session. The caller checks
+        the user is still allowed in, then asks for the pair (`continued`)."""
         rotation = await self.families.rotate(refresh_token)
         if rotation.outcome == "reused" and rotation.family is not None:
             # A consumed token came back: someone holds a stolen copy. Kill the session.
             await self.revoke_session(rotation.family)
+        return rotation
+
+    def continued(self, rotation: Rotation, scope: str = "") -> IssuedTokens:
+        """The pair that continues a successful rotation."""
         if rotation.outcome != "ok" or rotation.user_id is None or rotation.token is None:
-            return rotation, None
-        access = self.issue_access(rotation.user_id, rotation.family)
-        return rotation, IssuedTokens(
-            access, rotation.token, self.settings.access_token_ttl_seconds
-        )
+            raise ValueError("only a successful rotation continues a session")
+        access = self.issue_access(rotation.user_id, rotation.family, scope)
+        return IssuedTokens(access, rotation.token, self.settings.access_token_ttl_seconds)
 
     # ---- checking -----------------------------------------------------------------------
 
@@ -198,6 +206,17 @@ class TokenService:
     async def revoke_session(self, family: str) -> None:
         await self.families.revoke(family)
         await self.revocations.revoke({f"sid:{family}": self._session_horizon()})
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> None:
+        """End every session of `user_id` (but `keep`) on every replica: each refresh family
+        is revoked and its access tokens refused at once (password change or reset, account
+        deleted, disabled, or its role changed)."""
+        families = [f for f in await self.families.families_of(user_id) if f != keep]
+        for family in families:
+            await self.families.revoke(family)
+        if families:
+            horizon = self._session_horizon()
+            await self.revocations.revoke({f"sid:{family}": horizon for family in families})
 
     async def logout(self, claims: AccessClaims, refresh_token: str | None) -> None:
         entries = {f"jti:{claims.jti}": claims.exp}

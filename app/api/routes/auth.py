@@ -17,6 +17,7 @@ from fastapi import Body, Depends, Form, HTTPException, Request, Response, statu
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from app.api.cookies import clear_refresh_cookie, cookie_token, set_refresh_cookie
 from app.api.deps import (
     ClientAddress,
     CurrentClaims,
@@ -26,8 +27,9 @@ from app.api.deps import (
     unauthorized,
 )
 from app.api.routing import NO_STORE, body_router
+from app.config import Settings
 from app.observability import audit
-from app.resources import Resources
+from app.resources import Resources, resources_of
 from app.security import accounts
 
 router = body_router("/api/v1/auth", ["auth"])
@@ -88,8 +90,9 @@ def _too_many(retry_after: int) -> HTTPException:
     )
 
 
-def _tokens(response: Response, pair: Any) -> TokenPair:
+def _tokens(response: Response, pair: Any, settings: Settings) -> TokenPair:
     response.headers.update(NO_STORE)
+    set_refresh_cookie(response, pair.refresh_token, settings)
     return TokenPair(
         access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
     )
@@ -208,12 +211,18 @@ async def _password_grant(
         await accounts.replace_hash(resources.sessionmaker, user.id, upgraded)
     issued = await security.tokens.login(str(user.id))
     audit.login_succeeded(user_id=user.id)
-    return _tokens(response, issued)
+    return _tokens(response, issued, resources.settings)
 
 
 async def _refresh_body(request: Request) -> RefreshIn:
-    """`{"refresh_token"}` as JSON, or the RFC 6749 form `grant_type=refresh_token&...`."""
+    """`{"refresh_token"}` as JSON, or the RFC 6749 form `grant_type=refresh_token&...`, or
+    (`REFRESH_TOKEN_COOKIE`) no body and the cookie."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if not body:
+        token = cookie_token(request, resources_of(request).settings)
+        if token is not None:
+            return RefreshIn(refresh_token=token)
     try:
         if content_type == "application/x-www-form-urlencoded":
             form = await request.form()
@@ -223,7 +232,7 @@ async def _refresh_body(request: Request) -> RefreshIn:
                       "type": "value_error"}]
                 )  # fmt: skip
             return RefreshIn.model_validate({"refresh_token": form.get("refresh_token")})
-        return RefreshIn.model_validate_json(await request.body())
+        return RefreshIn.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
@@ -231,7 +240,7 @@ async def _refresh_body(request: Request) -> RefreshIn:
 
 
 _REFRESH_BODY = {
-    "required": True,
+    "required": False,  # with REFRESH_TOKEN_COOKIE, the cookie may carry the token instead
     "content": {
         "application/json": {"schema": RefreshIn.model_json_schema()},
         "application/x-www-form-urlencoded": {
@@ -254,6 +263,7 @@ _REFRESH_BODY = {
     response_model=TokenPair,
     responses={
         401: {"description": "invalid, expired, revoked or reused token"},
+        403: {"description": "the refresh cookie came from an origin not in CORS_ORIGINS"},
         422: {"description": "the body is not a refresh request"},
         429: {"description": "too many refreshes from this client"},
     },
@@ -273,28 +283,38 @@ async def _refresh(
 ) -> TokenPair:
     security = resources.security
     await security.rate_limits.hit("refresh", security.identities.client(client))
-    rotation, issued = await security.tokens.refresh(refresh_token)
+    rotation = await security.tokens.rotate(refresh_token)
     if rotation.outcome == "reused":
         audit.refresh_reuse_detected(family_id=rotation.family, user_id=rotation.user_id)
-    if issued is None or rotation.user_id is None:
+    if rotation.outcome != "ok" or rotation.user_id is None:
         raise unauthorized(BAD_REFRESH_TOKEN)
     user = await resources.users.read(rotation.user_id)  # the row itself, not the cache
     if user is None or not user.is_active:
         if rotation.family is not None:
             await security.tokens.revoke_session(rotation.family)
         raise unauthorized(BAD_REFRESH_TOKEN)
-    return _tokens(response, issued)
+    return _tokens(response, security.tokens.continued(rotation), resources.settings)
 
 
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={401: {"description": "missing, invalid or revoked access token"}},
+    responses={
+        401: {"description": "missing, invalid or revoked access token"},
+        403: {"description": "the refresh cookie came from an origin not in CORS_ORIGINS"},
+    },
 )
 async def logout(
-    claims: CurrentClaims, security: SecurityDep, body: Annotated[LogoutIn | None, Body()] = None
+    claims: CurrentClaims,
+    request: Request,
+    resources: ResourcesDep,
+    body: Annotated[LogoutIn | None, Body()] = None,
 ) -> Response:
-    await security.tokens.logout(claims, body.refresh_token if body is not None else None)
+    settings = resources.settings
+    refresh_token = body.refresh_token if body is not None else None
+    await resources.security.tokens.logout(claims, refresh_token or cookie_token(request, settings))
     audit.logout(user_id=claims.sub, family_id=claims.sid)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_refresh_cookie(response, settings)
+    return response

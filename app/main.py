@@ -2,7 +2,7 @@
 
 `create_app(settings)` builds the ASGI app; its lifespan is the ONE owner of every resource. It
 opens them in dependency order in one `AsyncExitStack` (secrets -> log redaction -> engine ->
-Redis -> security -> user status cache -> observability hooks), yields them as one typed
+Redis -> security -> user status cache -> mailer -> observability hooks), yields them as one typed
 `Resources` (the lifespan state; routes reach it through `app.api.deps`), and closes them in
 reverse, every close attempted even when an open or another close fails. Nothing is created at
 import time, so tests and tools can build as many apps as they need with different settings.
@@ -24,6 +24,7 @@ from app.api.routes import auth, health, jwks, metrics, users
 from app.cache import create_redis
 from app.config import SECRETS, Settings
 from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_recycle_seconds
+from app.mail import create_mailer
 from app.observability.audit import secret_event
 from app.observability.setup import Observability
 from app.resources import Resources, State
@@ -105,12 +106,16 @@ async def open_resources(
         functools.partial(pool_recycle_seconds, settings, store),
     )
     stack.push_async_callback(users.aclose)
+    # Closing drains the queue (bounded), before the store it reads SMTP_PASSWORD from closes.
+    mailer = create_mailer(settings, store, observability.metrics)
+    stack.push_async_callback(mailer.aclose)
     await stack.enter_async_context(observability.attached(store, engine, redis))
     # Background work starts last, once everything it uses exists; it stops first.
     store.start()
     stack.push_async_callback(store.stop)
     security.start()
     users.start()
+    mailer.start()
     return Resources(
         settings=settings,
         store=store,
@@ -120,4 +125,5 @@ async def open_resources(
         security=security,
         users=users,
         metrics=observability.metrics,
+        mailer=mailer,
     )

@@ -22,6 +22,7 @@ from app.api.auth import (
     unauthorized,
 )
 from app.config import Settings
+from app.mail import Mailer
 from app.resources import Resources, resources_of
 from app.secrets import SecretStore
 from app.security.runtime import Security
@@ -47,6 +48,10 @@ def get_security(request: Request) -> Security:
     return resources_of(request).security
 
 
+def get_mailer(request: Request) -> Mailer:
+    return resources_of(request).mailer
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with resources_of(request).sessionmaker() as session:
         yield session
@@ -58,11 +63,14 @@ StoreDep = Annotated[SecretStore, Depends(get_store)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 SecurityDep = Annotated[Security, Depends(get_security)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+#: Queue a mail (`mailer.enqueue(...)`): returns at once, sent by the lifespan's worker.
+MailerDep = Annotated[Mailer, Depends(get_mailer)]
 
 __all__ = [
     "AuthenticatedUser",
     "CurrentClaims",
     "CurrentUser",
+    "MailerDep",
     "RedisDep",
     "ResourcesDep",
     "SecurityDep",

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from app.cli.common import load_settings, report, setting_origin
 from app.config import SECRETS, Settings
+from app.mail import mail_problems
 from app.secrets import ConfigError, ConfigProblem, SecretStore
 
 Row = tuple[str, str, str, str]
@@ -119,4 +120,4 @@ def check_command(args: argparse.Namespace) -> int:
 async def _resolve(settings: Settings) -> tuple[SecretStore, list[ConfigProblem]]:
     store, problems = await SecretStore.resolve(settings, SECRETS)
     await store.aclose()
-    return store, problems
+    return store, problems + mail_problems(settings, store)

@@ -14,6 +14,7 @@ import uvicorn
 
 from app.cli.common import load_settings, report
 from app.config import SECRETS, Settings
+from app.mail import mail_problems
 from app.observability.audit import secret_event
 from app.secrets import ConfigError, ConfigProblem, SecretStore
 
@@ -76,6 +77,7 @@ def serve_command(args: argparse.Namespace) -> int:
         # store's providers and refresher belong to that loop.
         store = await SecretStore.open(settings, SECRETS, events=secret_event)
         try:
+            _check_mail(settings, store)
             server = _Server(uvicorn.Config(create_app(settings, store=store), **common))
             await server.serve()
         finally:
@@ -103,7 +105,17 @@ def worker_app() -> Any:
 
 async def _check_secrets(settings: Settings) -> None:
     store = await SecretStore.open(settings, SECRETS)
-    await store.aclose()
+    try:
+        _check_mail(settings, store)
+    finally:
+        await store.aclose()
+
+
+def _check_mail(settings: Settings, store: SecretStore) -> None:
+    """The lifespan would refuse these too, but inside uvicorn, as a traceback: say it here."""
+    problems = mail_problems(settings, store)
+    if problems:
+        raise ConfigError(problems)
 
 
 def alembic_config_path() -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from tests.support.server import base_env, run_cli
+from tests.support.server import PRODUCTION_MAIL_ENV, base_env, run_cli
 
 
 def rows(stdout: str) -> dict[str, list[str]]:
@@ -56,7 +56,10 @@ def test_shows_each_secret_source_and_no_value(tmp_path: Path) -> None:
 def test_problems_exit_1_with_the_table_and_one_line_each(tmp_path: Path) -> None:
     leaked = "check-bad-" + secrets.token_urlsafe(8)
     env = base_env(
-        APP_ENV="production", JWT_KEYS=leaked, REDIS_PASSWORD_FILE=str(tmp_path / "missing")
+        APP_ENV="production",
+        JWT_KEYS=leaked,
+        REDIS_PASSWORD_FILE=str(tmp_path / "missing"),
+        **PRODUCTION_MAIL_ENV,
     )
     result = run_cli("config", "check", env=env, timeout=30)
 

@@ -14,7 +14,7 @@ import pytest
 
 from app.config import SECRETS
 from app.keys.signing import KeyRing, jwk_thumbprint
-from tests.support.server import base_env, run_cli
+from tests.support.server import PRODUCTION_MAIL_ENV, base_env, run_cli
 
 #: Derived from the declarations: every secret with a development generator gets a file.
 FILES = tuple(spec.file_name for spec in SECRETS if spec.generate is not None)
@@ -126,7 +126,7 @@ def test_generated_files_pass_the_production_checks(tmp_path: Path) -> None:
     result = run_cli(
         "config",
         "check",
-        env=base_env(APP_ENV="production", SECRETS_DIR=str(directory)),
+        env=base_env(APP_ENV="production", SECRETS_DIR=str(directory), **PRODUCTION_MAIL_ENV),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr

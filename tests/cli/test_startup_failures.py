@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from app.secrets.checks import is_placeholder
-from tests.support.server import ROOT, base_env
+from tests.support.server import PRODUCTION_MAIL_ENV, ROOT, base_env
 from tests.support.services import TEST_REDIS_URL
 
 GOOD_KEY = "startup-" + "k" * 48
@@ -99,6 +99,7 @@ CASES: dict[str, Case] = {
     ),
     "production-placeholders": Case(
         lambda tmp: {
+            **PRODUCTION_MAIL_ENV,
             "APP_ENV": "production",
             "JWT_KEYS": "changeme",
             "REDIS_PASSWORD": "changethis",
@@ -111,12 +112,30 @@ CASES: dict[str, Case] = {
         },
     ),
     "production-short-hmac": Case(
-        lambda tmp: {"APP_ENV": "production", "JWT_KEYS": "only-twenty-one-byte"},
+        lambda tmp: {
+            **PRODUCTION_MAIL_ENV,
+            "APP_ENV": "production",
+            "JWT_KEYS": "only-twenty-one-byte",
+        },
         {"JWT_KEYS": "shorter than 32 bytes"},
         secret_values=["only-twenty-one-byte"],
     ),
     "production-small-rsa": Case(
-        lambda tmp: {"APP_ENV": "production", "JWT_KEYS": _weak_rsa_ring()}, {"JWT_KEYS": "2048"}
+        lambda tmp: {**PRODUCTION_MAIL_ENV, "APP_ENV": "production", "JWT_KEYS": _weak_rsa_ring()},
+        {"JWT_KEYS": "2048"},
+    ),
+    "production-without-mail": Case(
+        lambda tmp: {"APP_ENV": "production", "PUBLIC_BASE_URL": "http://app.example"},
+        {"SMTP_URL": "required in production", "PUBLIC_BASE_URL": "https://"},
+    ),
+    "smtp-user-without-password": Case(
+        lambda tmp: {"SMTP_URL": "smtp://mailer@mail.example.internal:587"},
+        {"SMTP_PASSWORD": "SMTP_URL names a user"},
+    ),
+    "smtp-password-in-url": Case(
+        lambda tmp: {"SMTP_URL": "smtp://mailer:url-pw-leak-123@mail.example.internal"},
+        {"SMTP_URL": "(from env)"},
+        secret_values=["url-pw-leak-123"],
     ),
     "invalid-settings": Case(
         lambda tmp: {"PORT": "eighty", "APP_ENV": "staging"},

@@ -26,6 +26,14 @@ def free_port() -> int:
         return port
 
 
+#: What production needs besides secrets (a mail server, an https base for mailed links), for
+#: tests that run a production process about something else.
+PRODUCTION_MAIL_ENV = {
+    "SMTP_URL": "smtp://mail.example.internal",
+    "PUBLIC_BASE_URL": "https://app.example",
+}
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     """A clean environment: no developer `.env`, no /run/secrets, no declared secret (nor its
     `_FILE`) inherited from the shell, only what the test says."""
@@ -34,7 +42,8 @@ def base_env(**overrides: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if k.upper() not in declared
-        and not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_"))
+        and not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_", "SMTP_", "MAIL_"))
+        and k != "PUBLIC_BASE_URL"
     }
     env.update({"APP_ENV": "test", "PYTHONUNBUFFERED": "1", "SECRETS_DIR": "/nonexistent"})
     env.update(overrides)

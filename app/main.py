@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import auth, health, jwks, metrics, users
+from app.api.routes import auth, health, items, jwks, metrics, users
 from app.cache import create_redis
 from app.config import SECRETS, Settings
 from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_recycle_seconds
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(items.router)
     app.include_router(jwks.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router(settings))

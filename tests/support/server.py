@@ -51,12 +51,19 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, env: Mapping[str, str], timeout: float = 60, cwd: Path | None = None
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = 60,
+    cwd: Path | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m app *args`; `input` is piped to its standard input (else it gets none)."""
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         env=dict(env),
         cwd=cwd or ROOT,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         docs_url=None if production else "/docs",
         redoc_url=None if production else "/redoc",
         openapi_url=None if production else "/openapi.json",
+        # operationId = the route function's name (`list_items`, not `list_items_api_v1_items_get`):
+        # generated clients name their functions after it (`make client`, docs/clients.md).
+        generate_unique_id_function=lambda route: route.name,
     )
     observability.instrument(app)
     install_error_handlers(app)

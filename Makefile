@@ -14,7 +14,7 @@ run migrate: export REDIS_URL ?= redis://127.0.0.1:6379/0
 # Tools installed into the venv (kubectl wheel fallback, hadolint, actionlint) are found first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install lock run migrate test test-fast lint format up down bench clean
+.PHONY: help install lock run migrate test test-fast lint format up down bench client clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -64,6 +64,11 @@ bench: ## benchmarks (ratios; see bench/README.md), not part of make test; insta
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
 	$(PY) -m bench
+
+client: ## typed Python client in clients/python/ from the OpenAPI document (offline; docs/clients.md)
+	$(PY) -m app openapi --output clients/openapi.json
+	$(BIN)/openapi-python-client generate --path clients/openapi.json \
+		--output-path clients/python --overwrite
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

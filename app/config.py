@@ -15,8 +15,10 @@ Nothing here runs at import time but the declarations: call `Settings()` when th
 from __future__ import annotations
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from limits import parse as parse_rate_limit
 from pydantic import (
@@ -87,10 +89,18 @@ METRICS_TOKEN = SecretSpec[str](
     generate=new_password,
 )
 
+SMTP_PASSWORD = SecretSpec[str](
+    name="SMTP_PASSWORD",
+    description="SMTP AUTH password for the user named in SMTP_URL, read at every connection",
+    parse=text,
+    check=not_placeholder,
+    # No dev generator: a random value is useless, the mail server's account sets it.
+)
+
 #: Every secret, in the order `config check` shows them. Declare a new one here (and say what
 #: it is for in .env.example and docs/secrets.md): that is all it takes.
 SECRETS = SecretRegistry(
-    DATABASE_PASSWORD, DATABASE_CREDENTIALS, REDIS_PASSWORD, JWT_KEYS, METRICS_TOKEN
+    DATABASE_PASSWORD, DATABASE_CREDENTIALS, REDIS_PASSWORD, JWT_KEYS, METRICS_TOKEN, SMTP_PASSWORD
 )
 
 Environment = Literal["development", "test", "production"]
@@ -98,6 +108,39 @@ Environment = Literal["development", "test", "production"]
 #: `JWT_ISSUER` / `JWT_AUDIENCE` values that identify the template, not a service.
 TEMPLATE_CLAIMS = frozenset({"", "app"})
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class SmtpServer(NamedTuple):
+    """`SMTP_URL` taken apart: `smtp://[user@]host[:port]` or `smtps://...` (implicit TLS)."""
+
+    host: str
+    port: int
+    username: str | None
+    implicit_tls: bool
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """Validate `SMTP_URL`; errors never quote it. A password in it is refused: it would be a
+    secret in a plain setting (shown by `config check`, never rotated): use SMTP_PASSWORD."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be smtp://[user@]host[:port] or smtps://...") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtps"):
+        raise ValueError("must start with smtp:// (STARTTLS when offered) or smtps:// (TLS)")
+    if parts.password is not None:
+        raise ValueError("must not hold a password: give it as the SMTP_PASSWORD secret")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be smtp://[user@]host[:port] or smtps://... (no path or query)")
+    implicit_tls = scheme == "smtps"
+    return SmtpServer(
+        host=parts.hostname,
+        port=port if port is not None else (465 if implicit_tls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        implicit_tls=implicit_tls,
+    )
 
 
 def dotenv_applies() -> bool:
@@ -199,6 +242,21 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     refresh_token_cookie: bool = False
 
+    # Mail (docs/mail.md). Production needs SMTP_URL; elsewhere, without it, mails are written
+    # to MAIL_OUTBOX_DIR as .eml files (or dropped, with a warning, when that is unset too).
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = Field(10.0, gt=0)
+    smtp_ssl_ca_file: Path | None = None
+    mail_from: str = "no-reply@localhost"
+    mail_send_attempts: int = Field(3, ge=1, le=10)
+    mail_outbox_dir: Path | None = None
+    public_base_url: str = "http://localhost:8000"
+
+    # Accounts: lifetimes of the single-use mailed tokens, and the login gate on verification.
+    password_reset_ttl_seconds: int = Field(1800, gt=0)
+    email_verify_ttl_seconds: int = Field(86_400, gt=0)
+    require_verified_email: bool = False
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -265,6 +323,43 @@ class Settings(BaseSettings):
         if item is None or item.amount < 1:
             raise ValueError("must look like N/second, N/minute, N/hour or N/day (N >= 1)")
         return value
+
+    @field_validator("smtp_url", "mail_outbox_dir", "smtp_ssl_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parse_smtp_url(value)
+        return value.strip()
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        value = value.strip()
+        _, address = parseaddr(value)
+        if "\r" in value or "\n" in value or "@" not in address:
+            raise ValueError("must be an address (no-reply@example.com or Name <no-reply@...>)")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment (links are built under it)")
+        return value.strip().rstrip("/")
+
+    @property
+    def smtp_server(self) -> SmtpServer | None:
+        """`SMTP_URL` parsed (validated when the settings were built), None when unset."""
+        return parse_smtp_url(self.smtp_url) if self.smtp_url is not None else None
 
     @property
     def is_production(self) -> bool:

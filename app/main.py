@@ -2,7 +2,7 @@
 
 `create_app(settings)` builds the ASGI app; its lifespan is the ONE owner of every resource. It
 opens them in dependency order in one `AsyncExitStack` (secrets -> log redaction -> engine ->
-Redis -> security -> user status cache -> observability hooks), yields them as one typed
+Redis -> security -> user status cache -> mailer -> observability hooks), yields them as one typed
 `Resources` (the lifespan state; routes reach it through `app.api.deps`), and closes them in
 reverse, every close attempted even when an open or another close fails. Nothing is created at
 import time, so tests and tools can build as many apps as they need with different settings.
@@ -22,10 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.errors import install_error_handlers
 from app.api.headers import SecurityHeaders, behind_trusted_proxies
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import auth, health, jwks, metrics, users
+from app.api.routes import auth, health, items, jwks, metrics, users
 from app.cache import create_redis
 from app.config import SECRETS, Settings
 from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_recycle_seconds
+from app.mail import create_mailer
 from app.observability.audit import secret_event
 from app.observability.setup import Observability
 from app.resources import Resources, State
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         docs_url=None if production else "/docs",
         redoc_url=None if production else "/redoc",
         openapi_url=None if production else "/openapi.json",
+        # operationId = the route function's name (`list_items`, not `list_items_api_v1_items_get`):
+        # generated clients name their functions after it (`make client`, docs/clients.md).
+        generate_unique_id_function=lambda route: route.name,
     )
     observability.instrument(app)
     install_error_handlers(app)
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(items.router)
     app.include_router(jwks.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router(settings))
@@ -129,12 +134,16 @@ async def open_resources(
         functools.partial(pool_recycle_seconds, settings, store),
     )
     stack.push_async_callback(users.aclose)
+    # Closing drains the queue (bounded), before the store it reads SMTP_PASSWORD from closes.
+    mailer = create_mailer(settings, store, observability.metrics)
+    stack.push_async_callback(mailer.aclose)
     await stack.enter_async_context(observability.attached(store, engine, redis))
     # Background work starts last, once everything it uses exists; it stops first.
     store.start()
     stack.push_async_callback(store.stop)
     security.start()
     users.start()
+    mailer.start()
     return Resources(
         settings=settings,
         store=store,
@@ -144,4 +153,5 @@ async def open_resources(
         security=security,
         users=users,
         metrics=observability.metrics,
+        mailer=mailer,
     )

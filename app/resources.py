@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.mail import Mailer
 from app.observability.metrics import Metrics
 from app.secrets import SecretStore
 from app.security.runtime import Security
@@ -32,6 +33,7 @@ class Resources:
     security: Security
     users: UserStatusCache
     metrics: Metrics
+    mailer: Mailer
 
 
 class State(TypedDict):

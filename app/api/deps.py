@@ -22,6 +22,7 @@ from app.api.auth import (
     unauthorized,
 )
 from app.config import Settings
+from app.mail import Mailer
 from app.resources import Resources, resources_of
 from app.secrets import SecretStore
 from app.security.runtime import Security
@@ -53,6 +54,10 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
 
+def get_mailer(request: Request) -> Mailer:
+    return resources_of(request).mailer
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with resources_of(request).sessionmaker() as session:
         yield session
@@ -65,12 +70,15 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 SecurityDep = Annotated[Security, Depends(get_security)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ClientAddress = Annotated[str | None, Depends(client_address)]
+#: Queue a mail (`mailer.enqueue(...)`): returns at once, sent by the lifespan's worker.
+MailerDep = Annotated[Mailer, Depends(get_mailer)]
 
 __all__ = [
     "AuthenticatedUser",
     "ClientAddress",
     "CurrentClaims",
     "CurrentUser",
+    "MailerDep",
     "RedisDep",
     "ResourcesDep",
     "SecurityDep",

@@ -8,6 +8,7 @@ import sys
 from pydantic import ValidationError
 
 from app.config import SECRETS, Settings, dotenv_applies
+from app.mail import mail_problems
 from app.secrets import ConfigError, ConfigProblem, SecretStore
 from app.secrets.store import EventSink
 
@@ -49,7 +50,7 @@ async def resolve_all(
     plain settings first, then the secrets'. The store is returned even with problems, for
     `config check`'s table; the caller closes it."""
     store, problems = await SecretStore.resolve(settings, SECRETS, events=events)
-    return store, [*settings.production_problems(), *problems]
+    return store, [*settings.production_problems(), *problems, *mail_problems(settings, store)]
 
 
 async def open_checked(settings: Settings, events: EventSink | None = None) -> SecretStore:

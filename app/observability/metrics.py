@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from app.mail import MailKind
+from app.mail.transports import FAILURE_REASONS
 from app.observability import audit
 from app.secrets import SecretStore
 
@@ -85,6 +87,21 @@ class Metrics:
         self.auth_logouts = Counter("auth_logouts", "Logouts.", registry=r)
         for reason in ("invalid_credentials", "inactive"):
             self.auth_login_failures.labels(reason=reason)  # present from 0, for increase()
+        self.mails_sent = Counter(
+            "mail_sent",
+            "Mails accepted by the SMTP server (or written to the outbox), by kind.",
+            ["kind", "transport"],
+            registry=r,
+        )
+        self.mail_failures = Counter(
+            "mail_failures",
+            "Mails given up on (after the retries), by kind and reason; never raised to requests.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        for kind in get_args(MailKind):
+            for reason in FAILURE_REASONS:
+                self.mail_failures.labels(kind, reason)
 
     # ---- event hooks ----------------------------------------------------------------------
 
@@ -104,6 +121,14 @@ class Metrics:
             self.auth_logins.inc()
         elif event == audit.LOGOUT:
             self.auth_logouts.inc()
+
+    # MailObserver (see app.mail.mailer): called by the mailer's worker.
+
+    def mail_sent(self, kind: str, transport: str) -> None:
+        self.mails_sent.labels(kind, transport).inc()
+
+    def mail_failed(self, kind: str, reason: str) -> None:
+        self.mail_failures.labels(kind, reason).inc()
 
     # SecretObserver (see app.secrets.observer): called by the store's refresher.
 

@@ -138,6 +138,15 @@ CASES: dict[str, Case] = {
         lambda tmp: {"APP_ENV": "production", "JWT_ISSUER": "app"},
         {"JWT_ISSUER": "(from env)", "JWT_AUDIENCE": "(from default)"},
     ),
+    "smtp-user-without-password": Case(
+        lambda tmp: {"SMTP_URL": "smtp://mailer@mail.example.internal:587"},
+        {"SMTP_PASSWORD": "SMTP_URL names a user"},
+    ),
+    "smtp-password-in-url": Case(
+        lambda tmp: {"SMTP_URL": "smtp://mailer:url-pw-leak-123@mail.example.internal"},
+        {"SMTP_URL": "(from env)"},
+        secret_values=["url-pw-leak-123"],
+    ),
     "invalid-settings": Case(
         lambda tmp: {"PORT": "eighty", "APP_ENV": "staging"},
         {"PORT": "(from env)", "APP_ENV": "(from env)"},

@@ -90,7 +90,8 @@ async def test_truncate_empties_the_cache(live_app: FastAPI, database_url: str) 
         _, tokens = await signed_in(client)
         headers = bearer(tokens["access_token"])
         assert (await client.get(ME, headers=headers)).status_code == 200
-        await sql(database_url, ("TRUNCATE users",))
+        # CASCADE: items and account_tokens reference users (migration 0003).
+        await sql(database_url, ("TRUNCATE users CASCADE",))
         assert (await me_becomes(client, headers, 401))[-1] == 401
 
 

@@ -70,13 +70,26 @@ async def client_for(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client; `client` is the peer address the app sees, and
     `raise_app_exceptions=False` shows an unhandled error as the 500 a real client gets."""
-    transport = httpx.ASGITransport(
+    transport = asgi_transport(
+        application, raise_app_exceptions=raise_app_exceptions, client=client
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+def asgi_transport(
+    application: FastAPI,
+    *,
+    raise_app_exceptions: bool = True,
+    client: tuple[str, int] = ("127.0.0.1", 123),
+) -> httpx.ASGITransport:
+    """The transport of `client_for`, for an httpx client built by other code (a generated API
+    client): requests reach the running app with its lifespan state."""
+    return httpx.ASGITransport(
         app=_WithLifespanState(application),
         raise_app_exceptions=raise_app_exceptions,
         client=client,
     )
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
 
 
 @asynccontextmanager

@@ -43,7 +43,8 @@ def base_env(**overrides: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if k.upper() not in declared
-        and not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_"))
+        and not k.startswith(("DATABASE_", "REDIS_", "JWT_", "APP_", "SECRETS_", "SMTP_", "MAIL_"))
+        and k != "PUBLIC_BASE_URL"
     }
     env.update({"APP_ENV": "test", "PYTHONUNBUFFERED": "1", "SECRETS_DIR": "/nonexistent"})
     env.update(overrides)
@@ -51,12 +52,19 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, env: Mapping[str, str], timeout: float = 60, cwd: Path | None = None
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = 60,
+    cwd: Path | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m app *args`; `input` is piped to its standard input (else it gets none)."""
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         env=dict(env),
         cwd=cwd or ROOT,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

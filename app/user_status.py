@@ -60,6 +60,8 @@ class UserStatus:
     id: uuid.UUID
     email: str
     is_active: bool
+    role: str
+    email_verified: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +100,9 @@ class UserStatusCache(LiveMirror):
         self.max_age = max_age
         # Built once: per-call statement construction and cache-key generation would cost more
         # than the round trip itself.
-        self._query = sql_select(User.id, User.email, User.is_active).where(
-            User.id == bindparam("user_id")
-        )
+        self._query = sql_select(
+            User.id, User.email, User.is_active, User.role, User.email_verified
+        ).where(User.id == bindparam("user_id"))
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._epoch = 0  # +1 per notification received
         self._connection: asyncpg.Connection | None = None
@@ -172,7 +174,7 @@ class UserStatusCache(LiveMirror):
     async def _read(self, uid: uuid.UUID) -> UserStatus | None:
         async with self.engine.connect() as connection:
             row = (await connection.execute(self._query, {"user_id": uid})).first()
-        return UserStatus(row[0], row[1], row[2]) if row is not None else None
+        return UserStatus(*row) if row is not None else None
 
     # ---- invalidation -------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.keys.signing import TokenRejected
 from app.resources import resources_of
+from app.security import scopes
 from app.security.tokens import AccessClaims
 
 LOGIN_PATH = "/api/v1/auth/login"
@@ -57,7 +58,14 @@ class _CurrentClaims(_BearerDependency):
 class AuthenticatedUser:
     id: uuid.UUID
     email: str
+    role: str
+    email_verified: bool
     claims: AccessClaims
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """What this request may do: the token's scopes that the live role still grants."""
+        return self.claims.scopes & scopes.for_role(self.role)
 
 
 class _CurrentUser(_BearerDependency):
@@ -72,7 +80,7 @@ class _CurrentUser(_BearerDependency):
         found = await resources_of(request).users.lookup(claims.sub)
         if found is None or not found.is_active:
             raise unauthorized()
-        return AuthenticatedUser(found.id, found.email, claims)
+        return AuthenticatedUser(found.id, found.email, found.role, found.email_verified, claims)
 
 
 #: Valid, unrevoked access-token claims; no database access.
@@ -82,3 +90,23 @@ current_user = _CurrentUser()
 
 CurrentClaims = Annotated[AccessClaims, Depends(current_claims)]
 CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]
+
+
+class RequireScopes:
+    """`Depends(RequireScopes("admin"))`: the current user, with every one of `required` granted
+    by both the token and the live role; 403 otherwise (401 without a valid token)."""
+
+    def __init__(self, *required: str) -> None:
+        unknown = set(required) - scopes.KNOWN
+        if unknown:
+            raise ValueError(f"unknown scopes: {sorted(unknown)}")
+        self.required = frozenset(required)
+
+    async def __call__(self, user: CurrentUser) -> AuthenticatedUser:
+        if not self.required <= user.scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Insufficient scope")
+        return user
+
+
+#: The current user, holding the `admin` scope.
+AdminUser = Annotated[AuthenticatedUser, Depends(RequireScopes(scopes.ADMIN))]

@@ -36,6 +36,12 @@ LOGIN_FAILED = "auth.login_failed"
 LOGIN_LOCKED = "auth.login_locked"
 REFRESH_REUSE_DETECTED = "auth.refresh_reuse_detected"
 LOGOUT = "auth.logout"
+PASSWORD_CHANGED = "account.password_changed"  # noqa: S105  # pragma: allowlist secret
+PASSWORD_RESET_REQUESTED = "account.password_reset_requested"  # noqa: S105  # pragma: allowlist secret
+PASSWORD_RESET = "account.password_reset"  # noqa: S105  # pragma: allowlist secret
+EMAIL_VERIFIED = "account.email_verified"
+ACCOUNT_DELETED = "account.deleted"
+USER_UPDATED = "admin.user_updated"
 
 
 def audit(event: str, **fields: Any) -> None:
@@ -108,3 +114,34 @@ def refresh_reuse_detected(*, family_id: object, user_id: object | None = None) 
 
 def logout(*, user_id: object, family_id: object | None = None) -> None:
     audit(LOGOUT, user_id=str(user_id), **_ids(family_id=family_id))
+
+
+# ---- accounts --------------------------------------------------------------------------------
+
+
+def password_changed(*, user_id: object) -> None:
+    """The user changed its password; every earlier session was ended."""
+    audit(PASSWORD_CHANGED, user_id=str(user_id))
+
+
+def password_reset_requested(*, user_id: object) -> None:
+    """A reset link was mailed (logged after the response: the answer never says)."""
+    audit(PASSWORD_RESET_REQUESTED, user_id=str(user_id))
+
+
+def password_reset(*, user_id: object) -> None:
+    """A mailed reset token was used; every session of the user was ended."""
+    audit(PASSWORD_RESET, user_id=str(user_id))
+
+
+def email_verified(*, user_id: object) -> None:
+    audit(EMAIL_VERIFIED, user_id=str(user_id))
+
+
+def account_deleted(*, user_id: object) -> None:
+    audit(ACCOUNT_DELETED, user_id=str(user_id))
+
+
+def user_updated(*, user_id: object, by: object, changes: list[str]) -> None:
+    """An admin changed an account (`changes` names the fields, never their values)."""
+    audit(USER_UPDATED, user_id=str(user_id), by=str(by), changes=changes)

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,19 +71,20 @@ class Credentials:
     id: uuid.UUID
     email: str
     is_active: bool
+    role: str
+    email_verified: bool
     password_hash: str = field(repr=False)
+
+
+_CREDENTIALS = (
+    User.id, User.email, User.is_active, User.role, User.email_verified, User.password_hash
+)  # fmt: skip
 
 
 async def credentials(sessions: Sessions, email: str) -> Credentials | None:
     async with sessions() as session:
-        row = (
-            await session.execute(
-                select(User.id, User.email, User.is_active, User.password_hash).where(
-                    User.email == email
-                )
-            )
-        ).first()
-    return Credentials(row[0], row[1], row[2], row[3]) if row is not None else None
+        row = (await session.execute(select(*_CREDENTIALS).where(User.email == email))).first()
+    return Credentials(*row) if row is not None else None
 
 
 async def create(session: AsyncSession, email: str, password_hash: str) -> uuid.UUID:
@@ -112,3 +114,47 @@ async def replace_hash(sessions: Sessions, user_id: uuid.UUID, password_hash: st
 
 #: For request models: pydantic turns its ValueError into a 422 that does not echo the input.
 checked_email = canonical_email
+
+
+async def credentials_by_id(sessions: Sessions, user_id: uuid.UUID) -> Credentials | None:
+    async with sessions() as session:
+        row = (await session.execute(select(*_CREDENTIALS).where(User.id == user_id))).first()
+    return Credentials(*row) if row is not None else None
+
+
+async def email_of(sessions: Sessions, user_id: uuid.UUID) -> str | None:
+    async with sessions() as session:
+        return (
+            await session.execute(select(User.email).where(User.id == user_id))
+        ).scalar_one_or_none()
+
+
+async def active_id_by_email(sessions: Sessions, email: str) -> uuid.UUID | None:
+    async with sessions() as session:
+        return (
+            await session.execute(select(User.id).where(User.email == email, User.is_active))
+        ).scalar_one_or_none()
+
+
+async def delete(sessions: Sessions, user_id: uuid.UUID) -> bool:
+    """Delete the account; what it owns goes with it (foreign keys ON DELETE CASCADE)."""
+    async with sessions() as session:
+        deleted = await session.execute(
+            sql_delete(User).where(User.id == user_id).returning(User.id)
+        )
+        await session.commit()
+    return deleted.scalar_one_or_none() is not None
+
+
+async def set_password(
+    session: AsyncSession, user_id: uuid.UUID, password_hash: str, *, verified: bool = False
+) -> None:
+    """New password hash (in the caller's transaction); `verified` also marks the email."""
+    values: dict[str, object] = {"password_hash": password_hash}
+    if verified:
+        values["email_verified"] = True
+    await session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+async def mark_verified(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(email_verified=True))

@@ -23,6 +23,7 @@ from typing import Any
 from app.config import JWT_KEYS, Settings
 from app.keys.signing import KeyRing, KeyRingError, TokenRejected
 from app.secrets import SecretStore
+from app.security import scopes
 from app.security.errors import Unavailable
 from app.security.refresh import RefreshFamilies, Rotation
 from app.security.revocation import RevocationList
@@ -42,6 +43,7 @@ class AccessClaims:
     sid: str | None
     exp: float
     claims: dict[str, Any]
+    scopes: frozenset[str] = frozenset()
 
     @property
     def revocation_members(self) -> tuple[str, ...]:
@@ -186,6 +188,7 @@ class TokenService:
             sid=sid if isinstance(sid, str) else None,
             exp=float(exp),
             claims=claims,
+            scopes=scopes.parse(claims.get("scope")),
         )
         self.verified.put(token, ring, checked)
         return checked

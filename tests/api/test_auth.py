@@ -101,7 +101,13 @@ async def test_me_returns_the_user(client: httpx.AsyncClient) -> None:
     response = await me(client, tokens["access_token"])
     assert response.status_code == 200
     assert response.json()["email"] == email
-    assert set(response.json()) == {"id", "email"}
+    assert response.json() == {
+        "id": response.json()["id"],
+        "email": email,
+        "role": "user",
+        "email_verified": False,
+        "mfa_enabled": False,
+    }
 
 
 async def test_me_requires_a_bearer_header(client: httpx.AsyncClient) -> None:

@@ -30,7 +30,7 @@ from app.api.routing import NO_STORE, body_router
 from app.config import Settings
 from app.observability import audit
 from app.resources import Resources, resources_of
-from app.security import accounts
+from app.security import accounts, scopes
 
 router = body_router("/api/v1/auth", ["auth"])
 
@@ -160,6 +160,7 @@ def _missing(names: list[str]) -> RequestValidationError:
     response_model=TokenPair,
     responses={
         401: {"description": "bad credentials (or an invalid refresh token)"},
+        403: {"description": "REQUIRE_VERIFIED_EMAIL and the address is not verified"},
         429: {"description": "too many attempts from this client or on this account"},
         503: {"description": "overloaded: retry after Retry-After seconds"},
     },
@@ -209,9 +210,47 @@ async def _password_grant(
         raise unauthorized(BAD_CREDENTIALS)
     if upgraded is not None:
         await accounts.replace_hash(resources.sessionmaker, user.id, upgraded)
-    issued = await security.tokens.login(str(user.id))
+    if resources.settings.require_verified_email and not user.email_verified:
+        # Only after the right password: this answer says nothing to someone guessing.
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Email address not verified")
     audit.login_succeeded(user_id=user.id)
+    return await issue_tokens(resources, user.id, user.role, response)
+
+
+async def issue_tokens(
+    resources: Resources, user_id: uuid.UUID, role: str, response: Response
+) -> TokenPair:
+    """A new session for `user_id` (scopes from its role) as the token response."""
+    issued = await resources.security.tokens.login(
+        str(user_id), scopes.claim(scopes.for_role(role))
+    )
     return _tokens(response, issued, resources.settings)
+
+
+async def check_password(
+    resources: Resources, user_id: uuid.UUID, password: str, client: str | None
+) -> None:
+    """Re-check the signed-in user's password (password change, account deletion, MFA off): a
+    wrong one is a failed login, counted by the same per-account limit (401, then 429)."""
+    security = resources.security
+    user = await accounts.credentials_by_id(resources.sessionmaker, user_id)
+    if user is None:
+        raise unauthorized()
+    account = security.identities.account(user.email)
+    attempt = await security.login_limit.begin(account, security.identities.client(client))
+    if not attempt.allowed:
+        raise _too_many(attempt.retry_after)
+    matches = False
+    try:
+        if len(password) <= MAX_PASSWORD_LENGTH:
+            matches, _ = await security.passwords.verify(password, user.password_hash)
+        else:
+            await security.passwords.verify_dummy(password[:MAX_PASSWORD_LENGTH])
+    finally:
+        await security.login_limit.finish(attempt, succeeded=matches)
+    if not matches:
+        audit.login_failed(account=account)
+        raise unauthorized(BAD_CREDENTIALS)
 
 
 async def _refresh_body(request: Request) -> RefreshIn:
@@ -293,7 +332,8 @@ async def _refresh(
         if rotation.family is not None:
             await security.tokens.revoke_session(rotation.family)
         raise unauthorized(BAD_REFRESH_TOKEN)
-    return _tokens(response, security.tokens.continued(rotation), resources.settings)
+    scope = scopes.claim(scopes.for_role(user.role))  # the role NOW, not at login
+    return _tokens(response, security.tokens.continued(rotation, scope), resources.settings)
 
 
 @router.post(

@@ -1,25 +1,67 @@
-"""`/api/v1/users`: the signed-in user."""
+"""`/api/v1/users`: the signed-in user: who it is, and deleting its own account."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import uuid
+from typing import Literal
 
-from app.api.deps import CurrentUser
-from app.api.routes.auth import UserOut
-from app.api.routing import NO_STORE
+from fastapi import Response, status
+from pydantic import BaseModel, Field
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+from app.api.deps import ClientAddress, CurrentUser, ResourcesDep
+from app.api.routes.auth import check_password
+from app.api.routing import NO_STORE, body_router
+from app.observability import audit
+from app.security import accounts
+
+router = body_router("/api/v1/users", ["users"])
+
+
+class MeOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: Literal["user", "admin"]
+    email_verified: bool
+    mfa_enabled: bool = False
+
+
+class DeleteMeIn(BaseModel):
+    password: str = Field(min_length=1, max_length=1024, repr=False)
 
 
 @router.get(
     "/me",
-    response_model=UserOut,
+    response_model=MeOut,
     responses={
         401: {
             "description": "missing, invalid or revoked token, or the user is disabled or deleted"
         }
     },
 )
-async def me(user: CurrentUser, response: Response) -> UserOut:
+async def me(user: CurrentUser, response: Response) -> MeOut:
     response.headers.update(NO_STORE)  # personal data: no cache may keep it
-    return UserOut(id=user.id, email=user.email)
+    return MeOut(
+        id=user.id,
+        email=user.email,
+        role="admin" if user.role == "admin" else "user",
+        email_verified=user.email_verified,
+    )
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={
+        401: {"description": "missing or invalid token, or wrong password"},
+        429: {"description": "too many failed attempts"},
+    },
+)
+async def delete_me(
+    body: DeleteMeIn, user: CurrentUser, resources: ResourcesDep, client: ClientAddress
+) -> Response:
+    await check_password(resources, user.id, body.password, client)
+    await accounts.delete(resources.sessionmaker, user.id)  # what it owns goes with it
+    await resources.security.tokens.revoke_user(str(user.id))
+    audit.account_deleted(user_id=user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

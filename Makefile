@@ -4,31 +4,53 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
+
+# uv installs the venv from the committed uv.lock (the single source of pins, the image's too).
+# uv itself comes from PyPI, pinned, installed by the system pip into a git-ignored directory:
+# no venv module, pipx or curl installer needed (Debian's python3 lacks ensurepip without
+# python3-venv; uv makes the venv itself). No pip fallback: uv ships wheels for every platform
+# this template targets (Linux/macOS/Windows, x86_64 and arm64).
+UV_VERSION := 0.13.9
+UV_HOME ?= .tools/uv-$(UV_VERSION)
+UV ?= $(UV_HOME)/bin/uv
+# Use the interpreter we were given (never download one) and the OS trust store, which is where
+# a TLS-intercepting proxy's CA lives; the venv is $(VENV), as the targets below expect.
+export UV_PYTHON ?= $(PYTHON)
+export UV_PYTHON_DOWNLOADS ?= never
+export UV_SYSTEM_CERTS ?= 1
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+# The extras `make install` puts in the venv.
+EXTRAS ?= dev
 
 # Local development defaults for `make run` / `make migrate` (override on the command line or
-# in .env); tests pick their own services (TEST_DATABASE_URL, TEST_REDIS_URL).
+# in the environment); tests pick their own services (TEST_DATABASE_URL, TEST_REDIS_URL).
 run migrate: export DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/app
 run migrate: export REDIS_URL ?= redis://127.0.0.1:6379/0
 
 # Tools installed into the venv (kubectl wheel fallback, hadolint, actionlint) are found first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install lock run migrate test test-fast lint format up down bench clean
+.PHONY: help install uv-path lock lock-upgrade run migrate test test-fast lint format up down \
+	bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -U pip
+$(UV):
+	$(PYTHON) -m pip install --disable-pip-version-check -q --no-warn-script-location \
+		--target $(UV_HOME) uv==$(UV_VERSION)
 
-install: $(PY) ## create .venv and install the app with dev tools (pinned by constraints.txt)
-	$(PIP_INSTALL) -c constraints.txt -e '.[dev]'
+install: $(UV) ## .venv with the app (editable) and dev tools, exactly as pinned by uv.lock
+	$(UV) sync --locked $(addprefix --extra ,$(EXTRAS))
 
-lock: $(PY) ## refresh constraints.txt from a fresh resolve of '.[dev]'
-	$(PIP_INSTALL) -U -e '.[dev]'
-	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+uv-path: $(UV)
+	@echo $(abspath $(UV))
+
+lock: $(UV) ## update uv.lock after editing pyproject.toml (keeps every other pin)
+	$(UV) lock
+
+lock-upgrade: $(UV) ## re-resolve uv.lock to the newest versions pyproject.toml allows
+	$(UV) lock --upgrade
 
 run: ## serve on 127.0.0.1:8000 against local PostgreSQL/Redis (creates the DB, migrates)
 	@createdb -h 127.0.0.1 -U postgres app 2>/dev/null || true

@@ -66,13 +66,15 @@ test: lint ## lint, then the whole test suite against real PostgreSQL and Redis
 test-fast: ## tests only
 	$(PY) -m pytest -q -x
 
-lint: ## ruff + mypy --strict on app/
+lint: ## ruff (lint and format check), mypy --strict on app/, import contracts (.importlinter)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
-format:
+format: ## apply what `make lint`'s ruff checks ask for (changes nothing on a clean tree)
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format app tests
+	$(BIN)/ruff format .
 
 up: ## create missing dev secrets in ./secrets, then docker compose up --build
 	$(PYTHON) app/secrets/devfiles.py --dir secrets

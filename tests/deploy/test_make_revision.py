@@ -19,7 +19,7 @@ from tests.deploy.tools import ROOT, run
 from tests.support.server import base_env
 from tests.support.services import TEST_DATABASE_URL, asyncpg_dsn, drop_database
 
-WIDGET_MODEL = '''
+WIDGET_MODEL = """
 
 class Widget(Base):
     __tablename__ = "widgets"
@@ -29,7 +29,7 @@ class Widget(Base):
         Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     title: Mapped[str] = mapped_column(String(200))
-'''
+"""
 
 
 def _copy_checkout(target: Path) -> None:

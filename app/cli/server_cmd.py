@@ -193,12 +193,11 @@ def database_problem(exc: BaseException, settings: Settings, waited: float) -> s
     for cause in _causes(exc):
         if isinstance(cause, asyncpg.InvalidPasswordError):
             return (
-                f"migrate: password authentication failed ({cause}) at {where}: the password the "
-                "app resolved (DATABASE_PASSWORD or DATABASE_CREDENTIALS) is not the role's "
-                "password. Set the role's password to it (rotate it, docs/deploy.md), or, for a "
-                "local compose stack whose data volume was initialised with an older "
-                "./secrets/database_password, `docker compose down -v` (DELETES the data) so the "
-                "database is created again with the current one."
+                f"migrate: {cause} at {where}: the password the app resolved (DATABASE_PASSWORD "
+                "or DATABASE_CREDENTIALS) is not the role's password. Set the role's password to "
+                "it (rotate it, docs/deploy.md), or, for a local compose stack whose data volume "
+                "was initialised with an older ./secrets/database_password, `docker compose "
+                "down -v` (DELETES the data) so the database is created again with the current one."
             )
         if isinstance(cause, asyncpg.InvalidCatalogNameError):
             return (

@@ -32,7 +32,8 @@ run createdb migrate revision: export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install uv-path lock lock-upgrade run createdb migrate revision test test-fast lint \
-	format up down bench clean
+	format up down config-check keys-rotate keys-retire db-password-rotate redis-password-rotate \
+	compose-smoke bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -93,12 +94,69 @@ format: ## apply what `make lint`'s ruff checks ask for (changes nothing on a cl
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-up: ## create missing dev secrets in ./secrets, then docker compose up --build
-	$(PYTHON) app/secrets/devfiles.py --dir secrets
-	APP_UID=$$(id -u) APP_GID=$$(id -g) docker compose up --build
+# ---- Docker Compose: needs only Docker on the host (and make). Documented in docs/deploy.md.
+# Compose bind-mounts ./secrets/* with their host owner and mode (0600, yours), so the app
+# containers run as your uid/gid (the image's default user, 10001, could not read them): every
+# compose command below gets APP_UID/APP_GID.
+export APP_UID ?= $(shell id -u)
+export APP_GID ?= $(shell id -g)
+# BuildKit when the buildx plugin is installed, else the legacy builder (the Dockerfile needs
+# neither BuildKit syntax nor any registry but the base images').
+ifeq ($(origin DOCKER_BUILDKIT),undefined)
+export DOCKER_BUILDKIT := $(shell docker buildx version >/dev/null 2>&1 && echo 1 || echo 0)
+endif
+COMPOSE ?= docker compose
+export APP_IMAGE ?= fastapi-secrets-template:dev
+# `make up UP_ARGS=-d` for a detached stack.
+UP_ARGS ?=
+ACTIVATE_IN ?= 120
+KEEP_SECONDS ?= 1296000
+# A new random password (URL-safe base64 of 32 bytes), made by the shell: no value in argv.
+NEW_PASSWORD = head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+# Restart services, then wait until their health checks pass again.
+RESTART = $(COMPOSE) restart $(1) && $(COMPOSE) up --detach --wait --no-deps $(1)
 
-down:
-	docker compose down
+up: ## build the image, create missing dev secrets in ./secrets (inside it), docker compose up
+	$(COMPOSE) build app
+	@mkdir -p secrets && chmod 700 secrets
+	docker run --rm --user "$(APP_UID):$(APP_GID)" --network none --read-only \
+		-e APP_ENV=development -v "$(CURDIR)/secrets:/secrets" $(APP_IMAGE) secrets init --dir /secrets
+	$(COMPOSE) up $(UP_ARGS)
+
+down: ## stop the stack; volumes are kept (`make down ARGS=-v` deletes the data)
+	$(COMPOSE) down $(ARGS)
+
+config-check: ## what the app container resolves, each setting with its source (never a value)
+	$(COMPOSE) run --rm --no-deps app config check
+
+# keys rotate writes the ring by rename: the app container keeps the old file until it restarts.
+keys-rotate: ## add a JWT key (verifies now, signs after ACTIVATE_IN s), restart app to load it
+	$(COMPOSE) run --rm --no-deps -v "$(CURDIR)/secrets:/work" app \
+		keys rotate --file /work/jwt_keys --activate-in $(ACTIVATE_IN)
+	$(call RESTART,app)
+
+keys-retire: ## drop JWT keys that stopped signing over KEEP_SECONDS ago (15 days), restart app
+	$(COMPOSE) run --rm --no-deps -v "$(CURDIR)/secrets:/work" app \
+		keys retire --file /work/jwt_keys --keep-seconds $(KEEP_SECONDS)
+	$(call RESTART,app)
+
+# The server first (psql reads the statement from stdin: the value is in no command line), then
+# the file, written in place so the running containers see it; new connections use it.
+db-password-rotate: ## new database password: ALTER ROLE app in db, then secrets/database_password
+	@set -eo pipefail; new=$$($(NEW_PASSWORD)); \
+	printf "ALTER ROLE app PASSWORD '%s';\n" "$$new" \
+		| $(COMPOSE) exec -T db psql -X -q -v ON_ERROR_STOP=1 -U app -d app; \
+	printf '%s\n' "$$new" > secrets/database_password; \
+	echo "database password rotated: the app uses it for its next new connections"
+
+# redis-start rebuilds the ACL from the file when redis starts (for the no-downtime way, see
+# docs/deploy.md).
+redis-password-rotate: ## new Redis password in secrets/redis_password, restart redis and app
+	@set -eo pipefail; new=$$($(NEW_PASSWORD)); printf '%s\n' "$$new" > secrets/redis_password
+	$(call RESTART,redis app)
+
+compose-smoke: ## the stack for real in a temporary copy of this checkout (Docker; a few minutes)
+	$(PYTHON) tests/deploy/compose_smoke.py
 
 bench: ## benchmarks (ratios; see bench/README.md), not part of make test; installs wrk if missing
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -114,10 +114,10 @@ def test_default_directory_is_secrets_in_the_working_directory(tmp_path: Path) -
     assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == sorted(FILES)
 
 
-def test_makefile_up_runs_the_stdlib_script() -> None:
+def test_makefile_up_runs_secrets_init_inside_the_app_image() -> None:
     makefile = (ROOT / "Makefile").read_text()
     up = makefile.split("\nup:", 1)[1].split("\n\n", 1)[0]
-    assert "app/secrets/devfiles.py --dir secrets" in up
+    assert "$(APP_IMAGE) secrets init --dir /secrets" in up
 
 
 def test_generated_files_pass_the_production_checks(tmp_path: Path) -> None:

@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # Two stages: `builder` resolves the dependencies into a virtualenv; `runtime` is a slim image
 # holding only that venv, the app source, the migrations and alembic.ini, run as a non-root UID.
 #
@@ -13,20 +11,32 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 
+# uv installs the dependencies exactly as pinned in uv.lock (the lock `make install` uses too).
+# uv comes from PyPI, pinned (keep UV_VERSION equal to the Makefile's). The OS trust store is used
+# so a TLS-intercepting proxy's CA, when one is installed there, is trusted.
+ARG UV_VERSION=0.13.9
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_SYSTEM_CERTS=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1
 WORKDIR /build
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 
-# Dependencies first (cached until pyproject.toml or constraints.txt change). Every dependency
+# Dependencies only (cached until pyproject.toml or uv.lock change): the app itself is not
+# installed, the runtime runs it from /app. `--locked` fails the build if the lock is stale
+# (run `make lock`). EXTRAS is comma-separated (`aws`, `aws,vault`, `cloud`). Every dependency
 # ships wheels for this platform, so no compiler is installed; if one ever needs building, add
 # `build-essential` HERE only, never in the runtime stage.
 ARG EXTRAS=""
-COPY pyproject.toml constraints.txt docker/requirements_from_pyproject.py ./
-RUN python requirements_from_pyproject.py --extras "${EXTRAS}" > requirements.txt \
-    && pip install --no-cache-dir -c constraints.txt -r requirements.txt
+COPY pyproject.toml uv.lock ./
+RUN set -e; set --; IFS=','; \
+    for extra in ${EXTRAS}; do set -- "$@" --extra "${extra}"; done; unset IFS; \
+    uv sync --locked --no-install-project --no-dev --python "$(command -v python)" "$@"
 
 FROM ${PYTHON_IMAGE} AS runtime
 

@@ -115,7 +115,8 @@ def test_app_starts_after_healthy_dependencies_and_a_completed_migration(
 def test_app_container_is_locked_down_and_served_on_localhost(compose: dict[str, Any]) -> None:
     app = compose["services"]["app"]
     assert app["command"] == ["serve"]
-    assert "127.0.0.1:8000:8000" in app["ports"]
+    # Published on loopback only; APP_PORT moves it (the compose smoke uses a free port).
+    assert app["ports"] == ["127.0.0.1:${APP_PORT:-8000}:8000"]
     assert app["read_only"] is True
     assert app["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in app["security_opt"]
@@ -124,10 +125,101 @@ def test_app_container_is_locked_down_and_served_on_localhost(compose: dict[str,
     assert app["user"] == "${APP_UID:-10001}:${APP_GID:-10001}"
 
 
-def test_make_up_creates_the_secret_files_then_starts_compose() -> None:
+def _recipe(target: str) -> str:
     makefile = (ROOT / "Makefile").read_text()
-    target = makefile[makefile.index("\nup:") :].split("\n\n", 1)[0]
-    recipe = target.split("\n", 2)[2]  # after the `up: ## ...` line
-    assert "app/secrets/devfiles.py --dir secrets" in recipe
-    assert "docker compose up --build" in recipe
-    assert recipe.index("devfiles.py") < recipe.index("docker compose")
+    block = makefile[makefile.index(f"\n{target}:") :].split("\n\n", 1)[0]
+    return block.split("\n", 2)[2]  # after the `target: ## ...` line
+
+
+def test_make_up_builds_then_creates_secrets_inside_the_image_then_starts_compose() -> None:
+    """`make up` needs only Docker on the host: `secrets init` runs in the built app image, as
+    the invoking user, into ./secrets; then compose starts."""
+    recipe = _recipe("up")
+    build = recipe.index("$(COMPOSE) build")
+    init = recipe.index("secrets init --dir /secrets")
+    start = recipe.index("$(COMPOSE) up")
+    assert build < init < start
+    assert '--user "$(APP_UID):$(APP_GID)"' in recipe
+    assert '-v "$(CURDIR)/secrets:/secrets" $(APP_IMAGE)' in recipe
+    assert "python3" not in recipe
+    assert "devfiles" not in recipe
+
+
+def test_compose_commands_run_the_app_as_the_owner_of_the_secret_files() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "export APP_UID ?= $(shell id -u)" in makefile
+    assert "export APP_GID ?= $(shell id -g)" in makefile
+    assert "export APP_IMAGE ?= fastapi-secrets-template:dev" in makefile
+
+
+@pytest.mark.parametrize(
+    ("documented", "target"),
+    [
+        ("make config-check", "config-check"),
+        ("make keys-rotate", "keys-rotate"),
+        ("make keys-retire", "keys-retire"),
+        ("make db-password-rotate", "db-password-rotate"),
+        ("make redis-password-rotate", "redis-password-rotate"),
+        ("make compose-smoke", "compose-smoke"),
+    ],
+)
+def test_every_documented_compose_command_is_a_make_target(documented: str, target: str) -> None:
+    assert documented in (ROOT / "docs" / "deploy.md").read_text()
+    assert f"\n{target}:" in (ROOT / "Makefile").read_text()
+
+
+def test_docs_run_no_bare_compose_command_that_needs_app_uid() -> None:
+    """Defect 1 of issue 15: `docker compose run ... app ...` without APP_UID/APP_GID runs as
+    10001, which cannot read the 0600 secret files. The docs go through make instead."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    commands = re.findall(r"`([^`\n]*docker compose (?:run|up|exec|create)\b[^`\n]*)`", text)
+    assert commands, "the docs show compose commands"
+    for command in commands:
+        words = command.split("docker compose ", 1)[1].split()
+        if words[0] == "up":
+            assert "APP_UID" in command, command
+            continue
+        rest, service = iter(words[1:]), None
+        for word in rest:
+            if word in ("-v", "-e", "-u", "-w", "--user", "--entrypoint", "--volume"):
+                next(rest, None)  # the option's value
+            elif not word.startswith("-"):
+                service = word
+                break
+        if service in ("app", "migrate"):
+            assert "APP_UID" in command, command
+
+
+def test_the_image_tag_is_one_the_makefile_knows(compose: dict[str, Any]) -> None:
+    image = compose["services"]["app"]["image"]
+    assert image == "${APP_IMAGE:-fastapi-secrets-template:dev}"
+    assert compose["services"]["migrate"]["image"] == image
+
+
+def test_no_project_name_so_each_checkout_has_its_own_volumes() -> None:
+    assert not re.search(r"^name:", COMPOSE.read_text(), re.M)
+
+
+def test_postgres_health_is_checked_over_tcp(compose: dict[str, Any]) -> None:
+    """The image's init-time server listens on a unix socket only: a socket check passes
+    before the server accepts the app's TCP connections (issue 15, defect 3)."""
+    test = compose["services"]["db"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"]
+    assert "--host=127.0.0.1" in test
+
+
+def test_every_image_volume_is_named(compose: dict[str, Any]) -> None:
+    """postgres and redis declare VOLUMEs; unnamed, each `down` would leave an anonymous one."""
+    mounts = {
+        name: [v.split(":", 2)[1] for v in service.get("volumes", []) if isinstance(v, str)]
+        for name, service in compose["services"].items()
+    }
+    assert "/var/lib/postgresql/data" in mounts["db"]
+    assert "/data" in mounts["redis"]
+    assert set(compose["volumes"]) == {"pgdata", "redisdata"}
+
+
+def test_app_image_is_built_once_and_reused(compose: dict[str, Any]) -> None:
+    """`pull_policy: build` rebuilt the image on every `docker compose run`."""
+    for name in ("app", "migrate"):
+        assert compose["services"][name]["pull_policy"] == "missing", name

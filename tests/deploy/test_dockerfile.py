@@ -148,8 +148,34 @@ def test_dockerignore_keeps_secrets_and_caches_out() -> None:
         "migrations/env.py",
         "alembic.ini",
         "pyproject.toml",
-        "constraints.txt",
-        "docker/requirements_from_pyproject.py",
+        "uv.lock",
         "docker/rotate_k8s_secret.py",
     ):
         assert not _dockerignore_excludes(patterns, path), f"{path} is needed by the build"
+
+
+def test_builds_with_the_legacy_builder_and_no_registry_but_the_base() -> None:
+    """`DOCKER_BUILDKIT=0` must work: a `# syntax=` line makes BuildKit pull a frontend image
+    from a registry, and the legacy builder has no `RUN --mount`, `COPY --chmod/--link` or
+    heredocs."""
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"(?im)^#\s*syntax\s*=", text)
+    for keyword, rest in instructions(text):
+        if keyword in ("RUN", "COPY", "ADD"):
+            assert not re.search(r"--(mount|chmod|link|network|security)\b", rest), rest
+            assert "<<" not in rest, f"heredoc in {keyword} {rest}"
+        if keyword == "FROM":
+            image = rest.split()[0]
+            # Only the pinned base (through its ARG) or an earlier stage.
+            assert image == "${PYTHON_IMAGE}", rest
+
+
+def test_dependencies_are_installed_from_the_lock(parsed: list[tuple[str, str]]) -> None:
+    last_from = max(i for i, (kw, _) in enumerate(parsed) if kw == "FROM")
+    builder = parsed[:last_from]
+    copies = [shlex.split(rest) for kw, rest in builder if kw == "COPY"]
+    assert ["pyproject.toml", "uv.lock", "./"] in copies
+    runs = " ".join(rest for kw, rest in builder if kw == "RUN")
+    assert "uv sync --locked" in runs, "a stale lock must fail the build, never be re-resolved"
+    assert "--no-install-project" in runs
+    assert "-r requirements" not in runs

@@ -100,7 +100,12 @@ SMTP_PASSWORD = SecretSpec[str](
 #: Every secret, in the order `config check` shows them. Declare a new one here (and say what
 #: it is for in .env.example and docs/secrets.md): that is all it takes.
 SECRETS = SecretRegistry(
-    DATABASE_PASSWORD, DATABASE_CREDENTIALS, REDIS_PASSWORD, JWT_KEYS, METRICS_TOKEN, SMTP_PASSWORD
+    DATABASE_PASSWORD,
+    DATABASE_CREDENTIALS,
+    REDIS_PASSWORD,
+    JWT_KEYS,
+    METRICS_TOKEN,
+    SMTP_PASSWORD,
 )
 
 Environment = Literal["development", "test", "production"]

@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.config import SECRETS
 from tests.deploy.tools import ROOT, run
 
 K8S = ROOT / "k8s"
@@ -42,8 +43,9 @@ def k8s_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(K8S, root, ignore=shutil.ignore_patterns("secrets"))
     secrets = root / "overlays" / "dev" / "secrets"
     secrets.mkdir()
-    for name in ("database_password", "redis_password", "jwt_keys"):
-        (secrets / name).write_text(f"dummy-{name}\n")
+    for spec in SECRETS:  # what `secrets init` makes there (tests/deploy/test_declared_secrets)
+        if spec.generate is not None:
+            (secrets / spec.file_name).write_text(f"dummy-{spec.file_name}\n")
     return root
 
 

@@ -279,7 +279,8 @@ async def _refresh_body(request: Request) -> RefreshIn:
 
 
 _REFRESH_BODY = {
-    "required": False,  # with REFRESH_TOKEN_COOKIE, the cookie may carry the token instead
+    # Documented as required; with REFRESH_TOKEN_COOKIE a browser may send the cookie instead.
+    "required": True,
     "content": {
         "application/json": {"schema": RefreshIn.model_json_schema()},
         "application/x-www-form-urlencoded": {

@@ -33,7 +33,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install uv-path lock lock-upgrade run createdb migrate revision test test-fast lint \
 	format up down config-check keys-rotate keys-retire db-password-rotate redis-password-rotate \
-	compose-smoke bench client clean
+	compose-smoke bench client rename clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -168,6 +168,14 @@ client: ## typed Python client in clients/python/ from the OpenAPI document (off
 	$(PY) -m app openapi --output clients/openapi.json
 	$(BIN)/openapi-python-client generate --path clients/openapi.json \
 		--output-path clients/python --overwrite
+
+rename: ## rename the project everywhere git tracks it: make rename NAME=my-service (then re-locks)
+	@[[ "$(NAME)" =~ ^[a-z][a-z0-9-]*[a-z0-9]$$ ]] || \
+		{ echo "usage: make rename NAME=my-service (lower-case letters, digits, dashes)"; exit 2; }
+	git grep -lz -e fastapi-secrets-template -e fastapi_secrets_template -- ':!uv.lock' \
+		| xargs -0 sed -i -e 's/fastapi-secrets-template/$(NAME)/g' \
+			-e 's/fastapi_secrets_template/$(subst -,_,$(NAME))/g'
+	$(MAKE) lock
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -251,3 +251,30 @@ async def test_delete_me_needs_the_password_and_removes_what_it_owns(
     assert (await login(client, email)).status_code == 401
     again = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
     assert again.status_code == 201, "the address is free again"
+
+
+async def test_mailed_tokens_and_passwords_appear_only_in_the_mail(
+    mailing: httpx.AsyncClient, mail_server: SmtpTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    email, tokens = await signed_in(mailing)
+    responses = [await _forgot(mailing, email)]
+    responses.append(
+        await mailing.post("/api/v1/auth/verify/request", headers=bearer(tokens["access_token"]))
+    )
+    mails = await mail_server.await_messages(2)
+    mailed = [mail.token() for mail in mails]
+    for token in mailed:
+        for path, body in (
+            ("/api/v1/auth/password/reset", {"token": token, "new_password": NEW_PASSWORD}),
+            ("/api/v1/auth/verify", {"token": token}),
+        ):
+            responses.append(await mailing.post(path, json=body))
+    # `mail.log` is the receiving test server's own debug log: the mailbox, not the app.
+    app_records = [record for record in caplog.records if not record.name.startswith("mail.")]
+    seen = "\n".join(
+        [record.getMessage() + repr(record.__dict__) for record in app_records]
+        + [answer.text + repr(dict(answer.headers)) for answer in responses]
+    )
+    for secret in [*mailed, PASSWORD, NEW_PASSWORD, email]:
+        assert secret not in seen

@@ -185,27 +185,13 @@ async def _password_grant(
     resources: Resources, client: str | None, username: str, password: str, response: Response
 ) -> TokenPair:
     security = resources.security
-    identities = security.identities
-    client_key = identities.client(client)
+    client_key = security.identities.client(client)
     await security.rate_limits.hit("login", client_key)
     email = accounts.canonical_or_none(username)
-    account = identities.account(email or accounts.folded(username))
-    attempt = await security.login_limit.begin(account, client_key)
-    if not attempt.allowed:
-        if not attempt.busy:
-            audit.login_locked(account=account)
-        raise _too_many(attempt.retry_after)
-    user, matches, upgraded = None, False, None
-    try:
-        user = await accounts.credentials(resources.sessionmaker, email) if email else None
-        if user is None or len(password) > MAX_PASSWORD_LENGTH:
-            await security.passwords.verify_dummy(password[:MAX_PASSWORD_LENGTH])
-        else:
-            matches, upgraded = await security.passwords.verify(password, user.password_hash)
-    finally:
-        succeeded = user is not None and matches and user.is_active
-        await security.login_limit.finish(attempt, succeeded=succeeded)
-    if user is None or not succeeded:
+    account = security.identities.account(email or accounts.folded(username))
+    user = await accounts.credentials(resources.sessionmaker, email) if email else None
+    matches, upgraded = await _counted_check(resources, account, client_key, password, user)
+    if user is None or not matches or not user.is_active:
         audit.login_failed(account=account, reason="inactive" if matches else "invalid_credentials")
         raise unauthorized(BAD_CREDENTIALS)
     if upgraded is not None:
@@ -215,6 +201,34 @@ async def _password_grant(
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Email address not verified")
     audit.login_succeeded(user_id=user.id)
     return await issue_tokens(resources, user.id, user.role, response)
+
+
+async def _counted_check(
+    resources: Resources,
+    account: str,
+    client_key: str,
+    password: str,
+    user: accounts.Credentials | None,
+) -> tuple[bool, str | None]:
+    """One password check, counted by the per-account limit BEFORE it runs (429 past the
+    limit, no argon2 work). Without an account (`user` None) the same argon2 work is done on a
+    dummy hash, so timing does not tell. Returns (matches, upgraded hash)."""
+    security = resources.security
+    attempt = await security.login_limit.begin(account, client_key)
+    if not attempt.allowed:
+        if not attempt.busy:
+            audit.login_locked(account=account)
+        raise _too_many(attempt.retry_after)
+    matches, upgraded = False, None
+    try:
+        if user is None or len(password) > MAX_PASSWORD_LENGTH:
+            await security.passwords.verify_dummy(password[:MAX_PASSWORD_LENGTH])
+        else:
+            matches, upgraded = await security.passwords.verify(password, user.password_hash)
+    finally:
+        active = user is not None and user.is_active
+        await security.login_limit.finish(attempt, succeeded=matches and active)
+    return matches, upgraded
 
 
 async def issue_tokens(
@@ -237,17 +251,8 @@ async def check_password(
     if user is None:
         raise unauthorized()
     account = security.identities.account(user.email)
-    attempt = await security.login_limit.begin(account, security.identities.client(client))
-    if not attempt.allowed:
-        raise _too_many(attempt.retry_after)
-    matches = False
-    try:
-        if len(password) <= MAX_PASSWORD_LENGTH:
-            matches, _ = await security.passwords.verify(password, user.password_hash)
-        else:
-            await security.passwords.verify_dummy(password[:MAX_PASSWORD_LENGTH])
-    finally:
-        await security.login_limit.finish(attempt, succeeded=matches)
+    client_key = security.identities.client(client)
+    matches, _ = await _counted_check(resources, account, client_key, password, user)
     if not matches:
         audit.login_failed(account=account)
         raise unauthorized(BAD_CREDENTIALS)

@@ -7,19 +7,23 @@ the same formatter and filters:
 - `LOG_FORMAT=text` (default in development): a human-readable line.
 Audit events (logger `app.audit`) are written as their own JSON object in JSON mode.
 The secrets core's redaction filter sits on that handler, so every format only ever sees
-redacted text.
+redacted text. The text format escapes control characters (CR, LF, ESC, ...) in the line itself
+and indents continuation lines of tracebacks, so no request path or message can forge a line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+import re
+import time
 from typing import Any
+
+import orjson
 
 from app.config import Settings
 from app.observability.context import current_request_id
-from app.secrets.redaction import install_on_root, redact
+from app.secrets.redaction import _MARK, SecretRedactionFilter, install_on_root, redact
 
 #: LogRecord attributes that are not `extra` fields.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -34,55 +38,106 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 _ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """`2026-01-31T12:00:00.123Z`; the part up to the second is formatted once per second."""
+    global _second
+    seconds = int(record.created)
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{int(record.msecs):03d}Z"
+
+
+#: Records that reach a formatter without passing the filter (a handler built without it) are
+#: rewritten here; those that passed carry its mark and cost nothing more.
+_REDACTION = SecretRedactionFilter()
+
+
+def _redacted(record: logging.LogRecord) -> logging.LogRecord:
+    if _MARK not in record.__dict__:
+        _REDACTION.filter(record)
+    return record
+
+
+def _not_json(value: object) -> str:
+    # Any other type is written as its str(), which may spell a credential (a URL object...).
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record. Values that are not JSON types are written with `str()`
-    (a `SecretStr` therefore shows as `**********`)."""
+    (a `SecretStr` therefore shows as `**********`), redacted."""
 
     def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-        }
-        audit = getattr(record, "audit", None)
+        attributes = _redacted(record).__dict__
+        ts = _timestamp(record)
+        document: dict[str, Any] = {"ts": ts, "level": record.levelname, "logger": record.name}
+        audit = attributes.get("audit")
         if isinstance(audit, dict):
-            document.update({k: v for k, v in audit.items() if k != "ts"})
+            document.update(audit)
+            document["ts"] = ts  # the line's time, not the event's rounded one
         else:
             document["message"] = record.getMessage()
-        request_id = getattr(record, "request_id", None) or current_request_id()
+        request_id = attributes.get("request_id") or current_request_id()
         if request_id is not None and "request_id" not in document:
             document["request_id"] = request_id
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_") and key not in document:
-                # The redaction filter rewrote the message; `extra` strings are masked here.
-                document[key] = redact(value) if isinstance(value, str) else value
+        for key in attributes:
+            if key not in _RESERVED and key[0] != "_" and key not in document:
+                document[key] = attributes[key]
         if record.exc_info:
             document["exc_info"] = self.formatException(record.exc_info)
         elif record.exc_text:  # the redaction filter replaces exc_info with redacted text
             document["exc_info"] = record.exc_text
         if record.stack_info:
             document["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(document, default=str, ensure_ascii=False)
+        return _dumps(document)
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(document, default=_not_json, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # ints past 64 bits, lone surrogates, ...
+        return json.dumps(document, default=_not_json, ensure_ascii=False)
+
+
+#: Everything that could end a line or drive a terminal: C0 and C1 controls, DEL, and the
+#: Unicode line/paragraph separators (`str.splitlines` splits on several of these).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LF = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable development logs: time, level, logger, message, then `[request id]`."""
+    """Human-readable development logs: time, level, logger, message, then `[request id]`.
+
+    The line is escaped (`\\r`, `\\n`, `\\x1b`, ...) and traceback lines are indented, so a
+    request path or message cannot start a line of its own."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _CONTROL.sub(_escape, super().formatMessage(record))
+
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        request_id = getattr(record, "request_id", None) or current_request_id()
+        first, _, rest = super().format(_redacted(record)).partition("\n")
+        request_id = record.__dict__.get("request_id") or current_request_id()
         if request_id is not None:
-            first, newline, rest = line.partition("\n")
-            line = f"{first} [{request_id}]{newline}{rest}"
-        return line
+            first = f"{first} [{request_id}]"
+        if not rest:
+            return first
+        rest = _CONTROL_BUT_LF.sub(_escape, rest)
+        return first + "".join(f"\n  {line}" for line in rest.split("\n"))
 
 
 def log_format(settings: Settings) -> str:

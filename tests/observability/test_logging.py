@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from app.config import Settings
 from app.logs import JsonFormatter, TextFormatter, build_handler, log_format
 from app.main import create_app
 from app.observability.context import RequestContext, request_context
+from app.secrets.redaction import install_redaction
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.support.app import client_for
@@ -51,6 +53,68 @@ def test_text_lines_carry_the_request_id() -> None:
     record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "hello", (), None)
     with request_context(RequestContext("rid-2")):
         assert TextFormatter().format(record).endswith("hello [rid-2]")
+
+
+FORGED = "2026-01-01 00:00:00,000 INFO    app.audit: login ok"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"GET /x\r\n{FORGED} 404",
+        f"GET /x\n{FORGED}",
+        f"GET /x\r{FORGED}",
+        f"GET /x\u2028{FORGED}",
+        f"GET /x\x85{FORGED}",
+    ],
+)
+def test_text_lines_cannot_be_forged_through_a_message(message: str) -> None:
+    record = logging.LogRecord("app.access", logging.INFO, __file__, 1, "%s", (message,), None)
+    line = TextFormatter().format(record)
+    assert len(line.splitlines()) == 1
+    assert "\r" not in line
+    assert "\n" not in line
+    assert "GET /x\\" in line  # escaped, still readable
+
+
+def test_text_lines_escape_other_control_characters() -> None:
+    record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "a\x1b[31mred\x00\x7f", (), None)
+    line = TextFormatter().format(record)
+    assert line.endswith("a\\x1b[31mred\\x00\\x7f")
+
+
+def test_text_tracebacks_cannot_start_a_line_that_looks_like_a_record() -> None:
+    try:
+        raise ValueError(f"bad path /x\n{FORGED}")
+    except ValueError:
+        record = logging.LogRecord(
+            "app.x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    lines = TextFormatter().format(record).split("\n")
+    assert lines[0].endswith("failed")
+    assert len(lines) > 2  # the traceback keeps its lines
+    assert all(line.startswith(" ") for line in lines[1:])
+
+
+async def test_a_request_path_cannot_forge_a_text_log_line(client: httpx.AsyncClient) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    install_redaction(handler)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        response = await client.get("/nothing%0D%0A" + FORGED.replace(" ", "%20"))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    assert response.status_code == 404
+    access = [line for line in stream.getvalue().splitlines() if "app.access" in line]
+    assert len(access) == 1
+    assert "GET /nothing\\r\\n2026-01-01" in access[0]
+    assert not any(line.startswith("2026-01-01") for line in stream.getvalue().splitlines())
 
 
 async def test_access_lines_describe_each_request(

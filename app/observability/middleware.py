@@ -106,10 +106,12 @@ class RequestObservabilityMiddleware:
             except Exception:  # a metrics bug must not turn into a failed request
                 access_logger.exception("request metrics failed")
         path = str(scope.get("path", ""))
-        quiet = path in QUIET_PATHS and status < 400
+        level = logging.DEBUG if path in QUIET_PATHS and status < 400 else logging.INFO
+        if not access_logger.isEnabledFor(level):
+            return  # LOG_LEVEL=warning, or a probe at info: build nothing
         duration_ms = round(elapsed * 1000, 2)
         access_logger.log(
-            logging.DEBUG if quiet else logging.INFO,
+            level,
             "%s %s %s %.2fms",
             method,
             path,

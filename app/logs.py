@@ -9,15 +9,27 @@ Audit events (logger `app.audit`) are written as their own JSON object in JSON m
 The secrets core's redaction filter sits on that handler, so every format only ever sees
 redacted text. The text format escapes control characters (CR, LF, ESC, ...) in the line itself
 and indents continuation lines of tracebacks, so no request path or message can forge a line.
+
+The root handler (`BackgroundStreamHandler`) redacts each record and stamps its request id on the
+thread that logged it, then hands it to one writer thread that formats and writes in batches:
+the event loop never waits on the log sink, and a burst costs one write per batch. `flush()`
+waits for everything handed over so far; `logging.shutdown()` (run at every normal exit, SIGTERM
+included) flushes and closes it, so no line is lost on exit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
+import queue
 import re
+import sys
+import threading
 import time
-from typing import Any
+import weakref
+from typing import IO, Any
 
 import orjson
 
@@ -146,8 +158,177 @@ def log_format(settings: Settings) -> str:
     return "text" if settings.app_env == "development" else "json"
 
 
+#: Most records taken from the queue at once; how long flush() and close() wait for the writer.
+_BATCH = 512
+#: Bytes per write: writes up to PIPE_BUF are atomic on a pipe, so lines from several processes
+#: sharing stdout (uvicorn workers) can interleave but never mix within a line.
+_CHUNK = 4096
+_WAIT_SECONDS = 5.0
+_STOP = object()
+_live_handlers: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()
+
+
+class BackgroundStreamHandler(logging.handlers.QueueHandler):
+    """Writes formatted records to `stream` (stderr by default) from a writer thread.
+
+    Its filters (the redaction filter, installed by `configure_logging`) run on the logging
+    thread before the record is queued, so nothing unredacted is ever queued or seen by another
+    handler; the request id is stamped there too, as the writer cannot see the request's context.
+    """
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        super().__init__(self._records)
+        self.stream: IO[str] = stream if stream is not None else sys.stderr
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self._writer_lock = threading.Lock()
+        self._io_lock = threading.Lock()  # held while writing, and across fork()
+        _live_handlers.add(self)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # The redaction filter has rewritten the record: message resolved, traceback as text.
+        if "request_id" not in record.__dict__:
+            request_id = current_request_id()
+            if request_id is not None:
+                record.request_id = request_id
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self._writer is None and not self._start():
+            self._write([(record, self.format(record))])  # closed: write in place
+            return
+        self._records.put_nowait(record)
+
+    def _start(self) -> bool:
+        with self._writer_lock:
+            if self._closed:
+                return False
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
+                self._writer.start()
+            return True
+
+    def _run(self) -> None:
+        records = self._records
+        while True:
+            batch = [records.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(records.get_nowait())
+                except queue.Empty:
+                    break
+            if self._handle(batch):
+                return
+
+    def _handle(self, batch: list[Any]) -> bool:
+        """Format and write `batch`, then wake its flush() callers; True if told to stop."""
+        lines: list[tuple[logging.LogRecord, str]] = []
+        waiters: list[threading.Event] = []
+        stop = False
+        for item in batch:
+            if item is _STOP:
+                stop = True
+            elif isinstance(item, threading.Event):
+                waiters.append(item)
+            else:
+                try:
+                    lines.append((item, self.format(item)))
+                except Exception:
+                    self.handleError(item)
+        if lines:
+            self._write(lines)
+        for waiter in waiters:
+            waiter.set()
+        return stop
+
+    def _write(self, lines: list[tuple[logging.LogRecord, str]]) -> None:
+        chunk: list[str] = []
+        size = 0
+        with self._io_lock:
+            for record, line in lines:
+                length = (len(line) if line.isascii() else len(line.encode())) + 1
+                if chunk and size + length > _CHUNK:
+                    self._emit_chunk(chunk, record)
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            self._emit_chunk(chunk, lines[-1][0])
+
+    def _emit_chunk(self, chunk: list[str], record: logging.LogRecord) -> None:
+        try:
+            self.stream.write("\n".join(chunk) + "\n")
+            self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait until every record handed over before this call is written."""
+        writer = self._writer
+        if writer is None or not writer.is_alive() or writer is threading.current_thread():
+            return
+        done = threading.Event()
+        self._records.put_nowait(done)
+        done.wait(_WAIT_SECONDS)
+
+    def setStream(self, stream: IO[str]) -> IO[str] | None:
+        """Write to `stream` from now on (after flushing); the old stream, as StreamHandler."""
+        self.flush()
+        if stream is self.stream:
+            return None
+        old, self.stream = self.stream, stream
+        return old
+
+    def close(self) -> None:
+        with self._writer_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None and writer.is_alive() and writer is not threading.current_thread():
+            self._records.put_nowait(_STOP)
+            writer.join(_WAIT_SECONDS)
+        leftovers: list[Any] = []  # queued by another thread while the writer stopped
+        while True:
+            try:
+                leftovers.append(self._records.get_nowait())
+            except queue.Empty:
+                break
+        if leftovers:
+            self._handle(leftovers)
+        super().close()
+
+    def _after_fork_in_child(self) -> None:
+        # The writer thread does not exist in a forked child: start a fresh one on demand. The
+        # parent's queued records stay the parent's to write.
+        self.queue = self._records = queue.SimpleQueue()
+        self._writer = None
+        self._writer_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+
+
+# fork() while the writer is mid-write would copy a half-written stream buffer into the child:
+# hold every writer's I/O lock across the fork.
+def _before_fork() -> None:
+    for handler in list(_live_handlers):
+        handler._io_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for handler in list(_live_handlers):
+        handler._io_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._after_fork_in_child()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
+
+
 def build_handler(settings: Settings) -> logging.Handler:
-    handler = logging.StreamHandler()
+    handler = BackgroundStreamHandler()
     handler.setFormatter(JsonFormatter() if log_format(settings) == "json" else TextFormatter())
     return handler
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +18,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from app.config import Settings
-from app.logs import JsonFormatter, TextFormatter, build_handler, log_format
+from app.logs import JsonFormatter, TextFormatter, build_handler, configure_logging, log_format
 from app.main import create_app
 from app.observability.context import RequestContext, request_context
 from app.secrets.redaction import install_redaction
@@ -201,8 +204,6 @@ class Login(BaseModel):
 
 
 def test_configure_logging_routes_uvicorn_through_the_root_handler() -> None:
-    from app.logs import configure_logging
-
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     try:
@@ -212,6 +213,7 @@ def test_configure_logging_routes_uvicorn_through_the_root_handler() -> None:
         stream = io.StringIO()
         handler.setStream(stream)  # type: ignore[attr-defined]
         logging.getLogger("uvicorn.error").info("Uvicorn running")
+        handler.flush()  # written by the handler's writer thread
         assert json.loads(stream.getvalue())["logger"] == "uvicorn.error"
         assert not logging.getLogger("uvicorn.access").handlers
     finally:
@@ -220,3 +222,97 @@ def test_configure_logging_routes_uvicorn_through_the_root_handler() -> None:
         for handler in saved[0]:
             root.addHandler(handler)
         root.setLevel(saved[1])
+
+
+@pytest.fixture
+def restore_root() -> Iterator[logging.Logger]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield root
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+
+
+def _writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "log-writer"]
+
+
+def test_configuring_again_flushes_and_stops_the_previous_writer(
+    restore_root: logging.Logger,
+) -> None:
+    settings = Settings(_env_file=None, app_env="production")
+    before = len(_writers())
+    configure_logging(settings)
+    first = restore_root.handlers[0]
+    stream = io.StringIO()
+    first.setStream(stream)  # type: ignore[attr-defined]
+    for n in range(300):
+        logging.getLogger("app.x").info("line %d", n)
+    configure_logging(settings)
+    assert len(stream.getvalue().splitlines()) == 300  # close() wrote what was queued
+    logging.getLogger("app.x").info("to the new handler")
+    restore_root.handlers[0].flush()
+    assert len(_writers()) == before + 1
+
+
+def test_records_are_redacted_and_stamped_before_any_other_handler_sees_them(
+    restore_root: logging.Logger,
+) -> None:
+    configure_logging(Settings(_env_file=None, app_env="production"))
+    seen: list[logging.LogRecord] = []
+
+    class Later(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    restore_root.addHandler(Later())
+    with request_context(RequestContext("rid-bg")):
+        logging.getLogger("app.x").info("auth %s", "Authorization: Bearer abcdefghijklmnop")
+    assert seen[0].getMessage() == "auth Authorization: [REDACTED]"
+    assert seen[0].request_id == "rid-bg"  # type: ignore[attr-defined]
+
+
+_EXIT_SCRIPT = """
+import logging, os, signal, sys
+from app.config import Settings
+from app.logs import configure_logging
+configure_logging(Settings(_env_file=None, app_env="production"))
+log = logging.getLogger("app.exit")
+how = sys.argv[1]
+log.info("started")
+name = "line"
+if how == "fork":  # both processes then write to one pipe at once
+    name = "child" if os.fork() == 0 else "parent"
+for n in range(3000):
+    log.info("%s %d", name, n)
+if how == "fork" and name == "parent":
+    os.wait()
+elif how == "sigterm":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as uvicorn: a graceful exit
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.mark.parametrize("how", ["return", "sigterm", "fork"])
+def test_every_line_is_written_before_the_process_exits(how: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT, how],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # Two processes on one pipe (fork): their lines interleave, but none is torn (each write is
+    # at most PIPE_BUF bytes and ends a line), and each process's lines keep their order.
+    messages = [json.loads(line)["message"] for line in done.stderr.splitlines()]
+    assert messages.count("started") == 1
+    for name in ("parent", "child") if how == "fork" else ("line",):
+        own = [m for m in messages if m.startswith(name + " ")]
+        assert own == [f"{name} {n}" for n in range(3000)]
+    assert len(messages) == 1 + (6000 if how == "fork" else 3000)

@@ -204,12 +204,15 @@ class _Mark:
 class _Matcher:
     """The compiled form of one set of secret values."""
 
-    __slots__ = ("generation", "mark", "pattern", "values")
+    __slots__ = ("clean", "generation", "mark", "pattern", "values")
 
     def __init__(self, values: list[str], generation: int) -> None:
         self.values = values
         self.generation = generation
         self.mark = _Mark(generation)
+        #: Short strings already found to hold nothing to mask (methods, routes, addresses, paths
+        #: repeat on every access line); dropped with the matcher when the values change.
+        self.clean: set[str] = set()
         found = variants(values)
         self.pattern = re.compile(_trie_pattern(found)) if found else None
 
@@ -250,12 +253,21 @@ def _mask_credentials(text: str) -> str:
     return text
 
 
+_CLEAN_MAX_LENGTH = 200
+_CLEAN_MAX_ENTRIES = 4096
+
+
 def _redact(text: str, matcher: _Matcher) -> str:
-    if not text:
+    clean = matcher.clean
+    if not text or text in clean:
         return text
-    if matcher.pattern is not None:
-        text = matcher.pattern.sub(REDACTED, text)
-    return _mask_credentials(text)
+    masked = text if matcher.pattern is None else matcher.pattern.sub(REDACTED, text)
+    masked = _mask_credentials(masked)
+    if masked == text and len(text) <= _CLEAN_MAX_LENGTH:
+        if len(clean) >= _CLEAN_MAX_ENTRIES:  # bounded, whatever paths clients send
+            clean.clear()
+        clean.add(text)
+    return masked
 
 
 def redact(text: str, values: list[str] | None = None) -> str:

@@ -215,3 +215,32 @@ def test_query_masking_keeps_the_other_parameters() -> None:
 
     masked = redact("/cb?code=1&access_token=at-abcdef0123&state=s1&sort_by=name", [])
     assert masked == f"/cb?code=1&access_token={REDACTED}&state=s1&sort_by=name"
+
+
+def test_a_string_found_clean_is_masked_once_it_becomes_a_secret(sink: io.StringIO) -> None:
+    """Strings found clean are remembered, but only until the set of secret values changes."""
+    value = "later-secret-" + secrets.token_hex(8)
+    logger = logging.getLogger("tests.redaction")
+    logger.info(value)
+    logger.info(value)  # remembered as clean
+    assert sink.getvalue().count(value) == 2
+    unregister = register_secret_source(lambda: [value])
+    try:
+        logger.info(value)
+    finally:
+        unregister()
+    assert sink.getvalue().splitlines()[-1] == f"INFO {REDACTED}"
+
+
+def test_records_from_a_second_handler_are_not_rewritten_twice() -> None:
+    """Every root handler carries a filter; the first rewrites the record, the others see the
+    mark and leave it (masking a second time would mask the mask, and cost as much again)."""
+    from app.secrets.redaction import SecretRedactionFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "Bearer %s", ("abcdefghijkl",), None)
+    assert SecretRedactionFilter().filter(record)
+    first = record.getMessage()
+    assert first == f"Bearer {REDACTED}"
+    record.msg = "changed after the first filter"  # a second filter would not look again
+    assert SecretRedactionFilter().filter(record)
+    assert record.getMessage() == "changed after the first filter"

@@ -160,6 +160,7 @@ def log_format(settings: Settings) -> str:
 
 #: Most records taken from the queue at once; how long flush() and close() wait for the writer.
 _BATCH = 512
+_LINGER_SECONDS = 0.005
 #: Bytes per write: writes up to PIPE_BUF are atomic on a pipe, so lines from several processes
 #: sharing stdout (uvicorn workers) can interleave but never mix within a line.
 _CHUNK = 4096
@@ -213,6 +214,9 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
         records = self._records
         while True:
             batch = [records.get()]
+            # Let a burst gather: waking per record would hand the GIL back and forth with the
+            # event loop on every request and write one line per syscall.
+            time.sleep(_LINGER_SECONDS)
             while len(batch) < _BATCH:
                 try:
                     batch.append(records.get_nowait())

@@ -80,8 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--only", default=ALL, help="comma-separated target numbers")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target failed")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per throughput ratio")
+    parser.add_argument("--seconds", type=float, help="seconds per wrk run in those rounds")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
+    from bench import throughput
+
+    throughput.ROUNDS = args.rounds or throughput.ROUNDS
+    throughput.SECONDS = args.seconds or throughput.SECONDS
 
     results: list[Result] = []
     load_before = os.getloadavg()[0]

@@ -37,10 +37,12 @@ def interleaved(
     urls: Mapping[str, str],
     *,
     headers: dict[str, str],
-    rounds: int = ROUNDS,
-    seconds: float = SECONDS,
+    rounds: int | None = None,
+    seconds: float | None = None,
 ) -> dict[str, list[float]]:
     """requests/s of every URL in every round, the URLs taken in turn within each round."""
+    rounds = ROUNDS if rounds is None else rounds
+    seconds = SECONDS if seconds is None else seconds
     script = wrk.lua_script(headers=headers)
     # Warm-up: caches (token cache, pools, imports) fill before anything is timed.
     for url in urls.values():

@@ -161,6 +161,9 @@ def log_format(settings: Settings) -> str:
 #: Most records taken from the queue at once; how long flush() and close() wait for the writer.
 _BATCH = 512
 _LINGER_SECONDS = 0.005
+#: Records waiting past this make the logging thread wait for the writer (back-pressure, as a
+#: blocking handler would give) instead of growing memory while the sink is stuck.
+_MAX_PENDING = 10_000
 #: Bytes per write: writes up to PIPE_BUF are atomic on a pipe, so lines from several processes
 #: sharing stdout (uvicorn workers) can interleave but never mix within a line.
 _CHUNK = 4096
@@ -199,6 +202,8 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
         if self._writer is None and not self._start():
             self._write([(record, self.format(record))])  # closed: write in place
             return
+        if self._records.qsize() >= _MAX_PENDING:
+            self.flush()
         self._records.put_nowait(record)
 
     def _start(self) -> bool:

@@ -316,3 +316,38 @@ def test_every_line_is_written_before_the_process_exits(how: str) -> None:
         own = [m for m in messages if m.startswith(name + " ")]
         assert own == [f"{name} {n}" for n in range(3000)]
     assert len(messages) == 1 + (6000 if how == "fork" else 3000)
+
+
+def test_a_stuck_sink_holds_the_logging_thread_instead_of_growing_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.logs
+
+    monkeypatch.setattr(app.logs, "_MAX_PENDING", 5)
+    released = threading.Event()
+
+    class StuckStream(io.StringIO):
+        def write(self, text: str) -> int:
+            released.wait(30)
+            return super().write(text)
+
+    stream = StuckStream()
+    handler = app.logs.BackgroundStreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.stuck")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        burst = threading.Thread(target=lambda: [logger.warning("n %d", n) for n in range(50)])
+        burst.start()
+        burst.join(0.5)
+        assert burst.is_alive()  # waiting for the writer, not queueing all 50
+        assert handler._records.qsize() <= 6
+        released.set()
+        burst.join(30)
+        handler.flush()
+        assert len(stream.getvalue().splitlines()) == 50
+    finally:
+        released.set()
+        logger.removeHandler(handler)
+        handler.close()

@@ -113,22 +113,31 @@ class RequestObservabilityMiddleware:
         if not access_logger.isEnabledFor(level):
             return  # LOG_LEVEL=warning, or a probe at info: build nothing
         duration_ms = round(elapsed * 1000, 2)
-        access_logger.log(
-            level,
-            "%s %s %s %.2fms",
-            method,
-            path,
-            status,
-            duration_ms,
-            extra={
-                "method": method,
-                "path": path,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-                "client": client,
-            },
+        # makeRecord + handle is what Logger.log does, minus the stack walk that finds the
+        # caller (findCaller): it is this method. Filters, handlers, the record factory apply.
+        access_logger.handle(
+            access_logger.makeRecord(
+                access_logger.name,
+                level,
+                _CALLER.co_filename,
+                _CALLER.co_firstlineno,
+                "%s %s %s %.2fms",
+                (method, path, status, duration_ms),
+                None,
+                _CALLER.co_name,
+                {
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "client": client,
+                },
+            )
         )
+
+
+_CALLER = RequestObservabilityMiddleware._record.__code__
 
 
 def install_outermost(app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:

@@ -7,19 +7,35 @@ the same formatter and filters:
 - `LOG_FORMAT=text` (default in development): a human-readable line.
 Audit events (logger `app.audit`) are written as their own JSON object in JSON mode.
 The secrets core's redaction filter sits on that handler, so every format only ever sees
-redacted text.
+redacted text. The text format escapes control characters (CR, LF, ESC, ...) in the line itself
+and indents continuation lines of tracebacks, so no request path or message can forge a line.
+
+The root handler (`BackgroundStreamHandler`) redacts each record and stamps its request id on the
+thread that logged it, then hands it to one writer thread that formats and writes in batches:
+the event loop never waits on the log sink, and a burst costs one write per batch. `flush()`
+waits for everything handed over so far; `logging.shutdown()` (run at every normal exit, SIGTERM
+included) flushes and closes it, so no line is lost on exit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
-from typing import Any
+import logging.handlers
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import weakref
+from typing import IO, Any
+
+import orjson
 
 from app.config import Settings
 from app.observability.context import current_request_id
-from app.secrets.redaction import install_on_root, redact
+from app.secrets.redaction import _MARK, SecretRedactionFilter, install_on_root, redact
 
 #: LogRecord attributes that are not `extra` fields.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -34,55 +50,106 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 _ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """`2026-01-31T12:00:00.123Z`; the part up to the second is formatted once per second."""
+    global _second
+    seconds = int(record.created)
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{int(record.msecs):03d}Z"
+
+
+#: Records that reach a formatter without passing the filter (a handler built without it) are
+#: rewritten here; those that passed carry its mark and cost nothing more.
+_REDACTION = SecretRedactionFilter()
+
+
+def _redacted(record: logging.LogRecord) -> logging.LogRecord:
+    if _MARK not in record.__dict__:
+        _REDACTION.filter(record)
+    return record
+
+
+def _not_json(value: object) -> str:
+    # Any other type is written as its str(), which may spell a credential (a URL object...).
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record. Values that are not JSON types are written with `str()`
-    (a `SecretStr` therefore shows as `**********`)."""
+    (a `SecretStr` therefore shows as `**********`), redacted."""
 
     def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-        }
-        audit = getattr(record, "audit", None)
+        attributes = _redacted(record).__dict__
+        ts = _timestamp(record)
+        document: dict[str, Any] = {"ts": ts, "level": record.levelname, "logger": record.name}
+        audit = attributes.get("audit")
         if isinstance(audit, dict):
-            document.update({k: v for k, v in audit.items() if k != "ts"})
+            document.update(audit)
+            document["ts"] = ts  # the line's time, not the event's rounded one
         else:
             document["message"] = record.getMessage()
-        request_id = getattr(record, "request_id", None) or current_request_id()
+        request_id = attributes.get("request_id") or current_request_id()
         if request_id is not None and "request_id" not in document:
             document["request_id"] = request_id
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_") and key not in document:
-                # The redaction filter rewrote the message; `extra` strings are masked here.
-                document[key] = redact(value) if isinstance(value, str) else value
+        for key in attributes:
+            if key not in _RESERVED and key[0] != "_" and key not in document:
+                document[key] = attributes[key]
         if record.exc_info:
             document["exc_info"] = self.formatException(record.exc_info)
         elif record.exc_text:  # the redaction filter replaces exc_info with redacted text
             document["exc_info"] = record.exc_text
         if record.stack_info:
             document["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(document, default=str, ensure_ascii=False)
+        return _dumps(document)
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(document, default=_not_json, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # ints past 64 bits, lone surrogates, ...
+        return json.dumps(document, default=_not_json, ensure_ascii=False)
+
+
+#: Everything that could end a line or drive a terminal: C0 and C1 controls, DEL, and the
+#: Unicode line/paragraph separators (`str.splitlines` splits on several of these).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LF = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable development logs: time, level, logger, message, then `[request id]`."""
+    """Human-readable development logs: time, level, logger, message, then `[request id]`.
+
+    The line is escaped (`\\r`, `\\n`, `\\x1b`, ...) and traceback lines are indented, so a
+    request path or message cannot start a line of its own."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _CONTROL.sub(_escape, super().formatMessage(record))
+
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        request_id = getattr(record, "request_id", None) or current_request_id()
+        first, _, rest = super().format(_redacted(record)).partition("\n")
+        request_id = record.__dict__.get("request_id") or current_request_id()
         if request_id is not None:
-            first, newline, rest = line.partition("\n")
-            line = f"{first} [{request_id}]{newline}{rest}"
-        return line
+            first = f"{first} [{request_id}]"
+        if not rest:
+            return first
+        rest = _CONTROL_BUT_LF.sub(_escape, rest)
+        return first + "".join(f"\n  {line}" for line in rest.split("\n"))
 
 
 def log_format(settings: Settings) -> str:
@@ -91,8 +158,186 @@ def log_format(settings: Settings) -> str:
     return "text" if settings.app_env == "development" else "json"
 
 
+#: Most records taken from the queue at once; how long flush() and close() wait for the writer.
+_BATCH = 512
+_LINGER_SECONDS = 0.005
+#: Records waiting past this make the logging thread wait for the writer (back-pressure, as a
+#: blocking handler would give) instead of growing memory while the sink is stuck.
+_MAX_PENDING = 10_000
+#: Bytes per write: writes up to PIPE_BUF are atomic on a pipe, so lines from several processes
+#: sharing stdout (uvicorn workers) can interleave but never mix within a line.
+_CHUNK = 4096
+_WAIT_SECONDS = 5.0
+_STOP = object()
+_live_handlers: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()
+
+
+class BackgroundStreamHandler(logging.handlers.QueueHandler):
+    """Writes formatted records to `stream` (stderr by default) from a writer thread.
+
+    Its filters (the redaction filter, installed by `configure_logging`) run on the logging
+    thread before the record is queued, so nothing unredacted is ever queued or seen by another
+    handler; the request id is stamped there too, as the writer cannot see the request's context.
+    """
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        super().__init__(self._records)
+        self.stream: IO[str] = stream if stream is not None else sys.stderr
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self._writer_lock = threading.Lock()
+        self._io_lock = threading.Lock()  # held while writing, and across fork()
+        _live_handlers.add(self)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # The redaction filter has rewritten the record: message resolved, traceback as text.
+        if "request_id" not in record.__dict__:
+            request_id = current_request_id()
+            if request_id is not None:
+                record.request_id = request_id
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self._writer is None and not self._start():
+            self._write([(record, self.format(record))])  # closed: write in place
+            return
+        if self._records.qsize() >= _MAX_PENDING:
+            self.flush()
+        self._records.put_nowait(record)
+
+    def _start(self) -> bool:
+        with self._writer_lock:
+            if self._closed:
+                return False
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
+                self._writer.start()
+            return True
+
+    def _run(self) -> None:
+        records = self._records
+        while True:
+            batch = [records.get()]
+            # Let a burst gather: waking per record would hand the GIL back and forth with the
+            # event loop on every request and write one line per syscall.
+            time.sleep(_LINGER_SECONDS)
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(records.get_nowait())
+                except queue.Empty:
+                    break
+            if self._handle(batch):
+                return
+
+    def _handle(self, batch: list[Any]) -> bool:
+        """Format and write `batch`, then wake its flush() callers; True if told to stop."""
+        lines: list[tuple[logging.LogRecord, str]] = []
+        waiters: list[threading.Event] = []
+        stop = False
+        for item in batch:
+            if item is _STOP:
+                stop = True
+            elif isinstance(item, threading.Event):
+                waiters.append(item)
+            else:
+                try:
+                    lines.append((item, self.format(item)))
+                except Exception:
+                    self.handleError(item)
+        if lines:
+            self._write(lines)
+        for waiter in waiters:
+            waiter.set()
+        return stop
+
+    def _write(self, lines: list[tuple[logging.LogRecord, str]]) -> None:
+        chunk: list[str] = []
+        size = 0
+        with self._io_lock:
+            for record, line in lines:
+                length = (len(line) if line.isascii() else len(line.encode())) + 1
+                if chunk and size + length > _CHUNK:
+                    self._emit_chunk(chunk, record)
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            self._emit_chunk(chunk, lines[-1][0])
+
+    def _emit_chunk(self, chunk: list[str], record: logging.LogRecord) -> None:
+        try:
+            self.stream.write("\n".join(chunk) + "\n")
+            self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait until every record handed over before this call is written."""
+        writer = self._writer
+        if writer is None or not writer.is_alive() or writer is threading.current_thread():
+            return
+        done = threading.Event()
+        self._records.put_nowait(done)
+        done.wait(_WAIT_SECONDS)
+
+    def setStream(self, stream: IO[str]) -> IO[str] | None:
+        """Write to `stream` from now on (after flushing); the old stream, as StreamHandler."""
+        self.flush()
+        if stream is self.stream:
+            return None
+        old, self.stream = self.stream, stream
+        return old
+
+    def close(self) -> None:
+        with self._writer_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None and writer.is_alive() and writer is not threading.current_thread():
+            self._records.put_nowait(_STOP)
+            writer.join(_WAIT_SECONDS)
+        leftovers: list[Any] = []  # queued by another thread while the writer stopped
+        while True:
+            try:
+                leftovers.append(self._records.get_nowait())
+            except queue.Empty:
+                break
+        if leftovers:
+            self._handle(leftovers)
+        super().close()
+
+    def _after_fork_in_child(self) -> None:
+        # The writer thread does not exist in a forked child: start a fresh one on demand. The
+        # parent's queued records stay the parent's to write.
+        self.queue = self._records = queue.SimpleQueue()
+        self._writer = None
+        self._writer_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+
+
+# fork() while the writer is mid-write would copy a half-written stream buffer into the child:
+# hold every writer's I/O lock across the fork.
+def _before_fork() -> None:
+    for handler in list(_live_handlers):
+        handler._io_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for handler in list(_live_handlers):
+        handler._io_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._after_fork_in_child()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
+
+
 def build_handler(settings: Settings) -> logging.Handler:
-    handler = logging.StreamHandler()
+    handler = BackgroundStreamHandler()
     handler.setFormatter(JsonFormatter() if log_format(settings) == "json" else TextFormatter())
     return handler
 

@@ -1,25 +1,35 @@
 """`python -m bench`: run every target, print one line each, write `bench/results.md`.
 
-Usage: python -m bench [--only 1,2,3,4,5]
+Usage: python -m bench [--only 0,1,2,3,4,5,6]
 Exit status is 0 when the benchmarks ran (whatever their verdicts), 1 when one could not run,
-or with --strict when any target failed.
+or with --strict when any target failed. Every run, partial or not, appends one line to
+`bench/history.jsonl` (commit, load, every ratio), so a regression shows as a changed ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from bench import report, wrk
 from bench.report import Result
-from bench.services import ROOT, bench_environment, bench_server, cpu_count, signed_in_account
+from bench.services import (
+    ROOT,
+    bare_server,
+    bench_environment,
+    bench_server,
+    cpu_count,
+    signed_in_account,
+)
+
+ALL = "0,1,2,3,4,5,6"
 
 _CLOUD_LINE = re.compile(
     r"^5\. (?P<name>[^:]+): (?P<ratio>[\d.]+) (?P<detail>\(.*\))\s+"
@@ -68,10 +78,16 @@ def cloud_startup() -> list[Result]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated target numbers")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
+    parser.add_argument("--only", default=ALL, help="comma-separated target numbers")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any target failed")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per throughput ratio")
+    parser.add_argument("--seconds", type=float, help="seconds per wrk run in those rounds")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
+    from bench import throughput
+
+    throughput.ROUNDS = args.rounds or throughput.ROUNDS
+    throughput.SECONDS = args.seconds or throughput.SECONDS
 
     results: list[Result] = []
     load_before = os.getloadavg()[0]
@@ -81,25 +97,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  measured {result.number}: {result.ratio}", file=sys.stderr, flush=True)
         results.extend(new)
 
-    if wanted & {"1", "2", "4"}:
+    if wanted & {"0", "1", "2", "4", "6"}:
         wrk.ensure_wrk()
         with (
             bench_environment() as env,
             tempfile.TemporaryDirectory() as logs,
-            bench_server(env, Path(logs)) as server,
+            contextlib.ExitStack() as servers,
         ):
             from bench.login_storm import login_storm
-            from bench.throughput import auth_overhead, users_me
+            from bench.throughput import against_bare, auth_overhead, workers
 
-            account = signed_in_account(server)
-            steps: list[tuple[str, Callable[[], list[Result]]]] = [
-                ("1", lambda: [auth_overhead(server, account)]),
-                ("2", lambda: [users_me(server, account)]),
-                ("4", lambda: login_storm(server, account)),
-            ]
-            for number, step in steps:
-                if number in wanted:
-                    emit(step())
+            log_dir = Path(logs)
+            # The product as users run it (default log level) and with LOG_LEVEL=warning.
+            default = servers.enter_context(bench_server(env, log_dir))
+            warning = servers.enter_context(bench_server(env, log_dir, LOG_LEVEL="warning"))
+            account = signed_in_account(default)
+            if wanted & {"0", "2"}:
+                bare = servers.enter_context(bare_server(env, log_dir))
+                emit(against_bare(bare, default, warning, account))
+            if "1" in wanted:
+                emit([auth_overhead(warning, account)])
+            if "4" in wanted:
+                emit(login_storm(default, account))
+            if "6" in wanted:
+                # The product itself (`python -m app serve`, no bench routes), default log level.
+                one, two = (
+                    servers.enter_context(
+                        bench_server(env, log_dir, module="app", args=("serve",), WORKERS=n)
+                    )
+                    for n in ("1", "2")
+                )
+                emit([workers(one, two, account, cpu_count())])
     if "3" in wanted:
         from bench.keyring_cost import keyring_size
 
@@ -107,16 +135,20 @@ def main(argv: list[str] | None = None) -> int:
     if "5" in wanted:
         emit(cloud_startup())
 
+    load_after = os.getloadavg()[0]
+    commit = report.commit()
     environment = (
-        f"{cpu_count()} CPUs, Python {platform.python_version()}, one uvicorn "
+        f"commit {commit}, {cpu_count()} CPUs, Python {platform.python_version()}, one uvicorn "
         "worker with uvloop + httptools, load from wrk on the same machine; "
-        f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+        f"1-min load average {load_before:.1f} before, {load_after:.1f} after "
         "(anything near the CPU count means other work shared the machine)"
     )
     results.sort(key=lambda r: r.number)
     for result in results:
         print(result.line())
-    if wanted >= {"1", "2", "3", "4", "5"}:
+    history = report.append_history(results, commit, load_before, load_after, cpu_count())
+    print(f"history appended to {history.relative_to(ROOT)}")
+    if wanted >= set(ALL.split(",")):
         path = report.write(results, environment)
         print(f"results written to {path.relative_to(ROOT)}")
     else:

@@ -5,7 +5,9 @@ hand-written analysis of what was measured and what blocks a missed target) is k
 
 from __future__ import annotations
 
+import json
 import platform
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ class Result:
     number: str
     name: str
     ratio: float | None
-    #: "<=" or ">="
+    #: "<=", ">=", or "ref" for a reference row (its figures are what the others divide by)
     comparison: str
     target: float
     detail: str
@@ -30,18 +32,23 @@ class Result:
     def passed(self) -> bool:
         if self.ratio is None:
             return False
+        if self.comparison == "ref":
+            return True
         return self.ratio >= self.target if self.comparison == ">=" else self.ratio <= self.target
 
     @property
     def verdict(self) -> str:
+        if self.comparison == "ref" and self.ratio is not None:
+            return "reference"
         return "PASS" if self.passed else "FAIL"
+
+    @property
+    def goal(self) -> str:
+        return "-" if self.comparison == "ref" else f"{self.comparison} {self.target:g}"
 
     def line(self) -> str:
         measured = f"{self.ratio:.3f}" if self.ratio is not None else "n/a"
-        return (
-            f"{self.number}. {self.name}: {measured}  target {self.comparison} "
-            f"{self.target:g}  {self.verdict}"
-        )
+        return f"{self.number}. {self.name}: {measured}  target {self.goal}  {self.verdict}"
 
 
 def markdown(results: Sequence[Result], environment: str) -> str:
@@ -51,10 +58,7 @@ def markdown(results: Sequence[Result], environment: str) -> str:
     ]
     for r in results:
         measured = f"{r.ratio:.3f}" if r.ratio is not None else "n/a"
-        rows.append(
-            f"| {r.number} | {r.name} | {measured} | {r.comparison} {r.target:g} | "
-            f"{r.verdict} | {r.detail} |"
-        )
+        rows.append(f"| {r.number} | {r.name} | {measured} | {r.goal} | {r.verdict} | {r.detail} |")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     return "\n".join(
         [
@@ -78,3 +82,47 @@ def write(results: Sequence[Result], environment: str) -> Path:
             return RESULTS
     RESULTS.write_text(f"# Benchmark results\n\n{block}\n")
     return RESULTS
+
+
+HISTORY = RESULTS.with_name("history.jsonl")
+
+
+def commit() -> str:
+    """The commit measured, `+dirty` when the work tree had uncommitted changes."""
+    root = RESULTS.parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def append_history(
+    results: Sequence[Result], revision: str, load_before: float, load_after: float, cpus: int
+) -> Path:
+    """One JSON line per run: compare a target's ratio across lines to spot a regression."""
+    entry = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": revision,
+        "host": platform.node(),
+        "cpus": cpus,
+        "load": [round(load_before, 2), round(load_after, 2)],
+        "ratios": {r.number: None if r.ratio is None else round(r.ratio, 4) for r in results},
+        "details": {r.number: r.detail for r in results},
+    }
+    with HISTORY.open("a") as history:
+        history.write(json.dumps(entry, sort_keys=True) + "\n")
+    return HISTORY

@@ -1,5 +1,6 @@
 """`python -m bench.server`: the bench app served the way `python -m app serve` serves the
-product (secrets resolved before binding, one worker, uvloop + httptools, no server header),
+product (secrets resolved before binding, one worker, uvloop + httptools, no server header, no
+uvicorn access log),
 configured from the environment (HOST, PORT, DATABASE_URL, ...)."""
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ async def _serve(settings: Settings) -> None:
         workers=1,
         log_config=None,
         server_header=False,
+        # As `python -m app serve`: app.observability writes the access line, uvicorn must not
+        # write a second one (it did here, doubling the logging cost the bench measured).
+        access_log=False,
         timeout_graceful_shutdown=settings.graceful_timeout_seconds,
     )
     await uvicorn.Server(config).serve()

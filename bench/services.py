@@ -44,7 +44,6 @@ def bench_environment() -> Iterator[dict[str, str]]:
         REDIS_URL=TEST_REDIS_URL,
         REDIS_KEY_PREFIX=prefix,
         JWT_KEYS=secrets.token_urlsafe(48),
-        LOG_LEVEL="warning",
         ACCESS_TOKEN_TTL_SECONDS="3600",
         # Far more logins than a person makes, all successful: no lockouts involved.
         LOGIN_MAX_FAILURES="1000000",
@@ -73,13 +72,23 @@ def bench_environment() -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def bench_server(env: dict[str, str], log_dir: Path) -> Iterator[BenchServer]:
+def bench_server(
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    module: str = "bench.server",
+    args: tuple[str, ...] = (),
+    ready: str = "/health/ready",
+    **overrides: str,
+) -> Iterator[BenchServer]:
+    """Serve `python -m <module>` with `env` plus `overrides`. Its output (the access log at the
+    default level) goes to a file, as a container runtime would collect it."""
     port = free_port()
-    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
-    log_path = log_dir / "bench-server.log"
+    env = {**env, **overrides, "HOST": "127.0.0.1", "PORT": str(port)}
+    log_path = log_dir / f"{module}-{port}.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.server"],
+        [sys.executable, "-m", module, *args],
         env=env,
         cwd=ROOT,
         stdout=log,
@@ -87,11 +96,20 @@ def bench_server(env: dict[str, str], log_dir: Path) -> Iterator[BenchServer]:
     )
     server = BenchServer(f"http://127.0.0.1:{port}", env, process)
     try:
-        wait_until_answering(process, f"{server.url}/health/ready", log_path)
+        wait_until_answering(process, f"{server.url}{ready}", log_path, timeout=60)
         yield server
     finally:
         stop(process, timeout=30)
         log.close()
+
+
+@contextmanager
+def bare_server(env: dict[str, str], log_dir: Path) -> Iterator[BenchServer]:
+    """The reference: `bench.bare`, a FastAPI app with one `{"ok": true}` endpoint."""
+    from bench.bare import PATH
+
+    with bench_server(env, log_dir, module="bench.bare", ready=PATH) as server:
+        yield server
 
 
 def signed_in_account(server: BenchServer) -> Account:

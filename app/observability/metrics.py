@@ -102,12 +102,23 @@ class Metrics:
         for kind in get_args(MailKind):
             for reason in FAILURE_REASONS:
                 self.mail_failures.labels(kind, reason)
+        # `.labels()` takes a lock and builds a key on every call: per request, look the two
+        # children up here instead. Bounded: routes are templates, methods and statuses few.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     # ---- event hooks ----------------------------------------------------------------------
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_request_duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_request_duration.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def on_audit_event(self, event: str, fields: Mapping[str, Any]) -> None:
         """Count the auth events the auth API emits through `app.audit`."""

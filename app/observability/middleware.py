@@ -11,6 +11,7 @@ template, status, duration and client; no headers, so no `Authorization` or cook
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -74,7 +75,9 @@ class RequestObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accept_request_id(_header(scope, b"x-request-id"))
+        supplied = _header(scope, b"x-request-id")
+        # Most requests bring no id: a random hex id here costs a fraction of uuid4().hex.
+        request_id = os.urandom(16).hex() if supplied is None else accept_request_id(supplied)
         client = _client(scope)
         status = 500  # if the app dies before answering, that is what the client gets
         started = time.perf_counter()
@@ -106,24 +109,35 @@ class RequestObservabilityMiddleware:
             except Exception:  # a metrics bug must not turn into a failed request
                 access_logger.exception("request metrics failed")
         path = str(scope.get("path", ""))
-        quiet = path in QUIET_PATHS and status < 400
+        level = logging.DEBUG if path in QUIET_PATHS and status < 400 else logging.INFO
+        if not access_logger.isEnabledFor(level):
+            return  # LOG_LEVEL=warning, or a probe at info: build nothing
         duration_ms = round(elapsed * 1000, 2)
-        access_logger.log(
-            logging.DEBUG if quiet else logging.INFO,
-            "%s %s %s %.2fms",
-            method,
-            path,
-            status,
-            duration_ms,
-            extra={
-                "method": method,
-                "path": path,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-                "client": client,
-            },
+        # makeRecord + handle is what Logger.log does, minus the stack walk that finds the
+        # caller (findCaller): it is this method. Filters, handlers, the record factory apply.
+        access_logger.handle(
+            access_logger.makeRecord(
+                access_logger.name,
+                level,
+                _CALLER.co_filename,
+                _CALLER.co_firstlineno,
+                "%s %s %s %.2fms",
+                (method, path, status, duration_ms),
+                None,
+                _CALLER.co_name,
+                {
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "client": client,
+                },
+            )
         )
+
+
+_CALLER = RequestObservabilityMiddleware._record.__code__
 
 
 def install_outermost(app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:

@@ -4,13 +4,19 @@
 it sees every record any logger propagates. At filter time it asks the registered secret stores
 for their CURRENT values (they are pulled, never copied, so a rotated secret is covered from the
 moment it is loaded) and replaces each one, and its URL-encoded and base64 forms, with
-`[REDACTED]` in the formatted message, the exception text and the stack text. `Authorization`
-header values, Bearer tokens, JWTs and passwords inside URLs are masked too: they are credentials
-even though they are not configured secrets.
+`[REDACTED]` in the formatted message, the exception text, the stack text and every `extra`
+string. `Authorization` header values, Bearer tokens, JWTs, passwords inside URLs (`user:pass@`)
+and credential-like query parameters (`?password=`, `&access_token=`, `api_key=`, ...) are masked
+too: they are credentials even though they are not configured secrets.
 
 The filter rewrites the record in place (`msg` becomes the redacted text, `args` is cleared,
 `exc_text` holds the redacted traceback and `exc_info` is dropped), so every handler after it and
 every formatter (plain or JSON) only ever sees redacted text.
+
+Cost: this runs for every record on the logging thread, so the secret values are compiled into
+ONE regex (a trie of every variant), rebuilt only when the set of values changes; the credential
+patterns run only on strings that contain their keyword; and a record already rewritten under the
+current values is not rewritten again by the next handler's filter.
 """
 
 from __future__ import annotations
@@ -47,6 +53,19 @@ _HEADER = re.compile(
 _BEARER = re.compile(r"\b(Bearer|bearer|BEARER|Basic|BASIC)(\s+)[A-Za-z0-9\-._~+/]{8,}=*")
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)([^@/?#\s]+)(@)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+#: `key=value` where the key names a credential (`password`, `db_pass`, `access_token`,
+#: `client_secret`, `x-api-key`, ...), at the start of a query, after `&`/`;`, or after a space
+#: (a logged form body); the value runs to the next parameter, fragment, space or quote.
+_QUERY_CREDENTIAL = re.compile(
+    r"""(?ix)
+    ((?<![^?&;\s])                       # start of text, or after ? & ; or whitespace
+     [\w.\-\[\]]*?                       # any prefix: db_, x-, client_, user[...
+     (?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key
+        |private[_-]?key|signature|sig|auth|credentials?)
+     \]?=)
+    ([^&;#\s"'<>]+)
+    """
+)
 
 
 class SecretValues(Protocol):
@@ -140,38 +159,122 @@ def variants(values: Iterable[str]) -> set[str]:
     return found
 
 
-class _PatternCache:
-    """Compiling the alternation is the costly part; redo it only when the values change."""
+def _trie_pattern(words: Iterable[str]) -> str:
+    """One regex matching any of `words`, longest first, factored as a trie: at each position
+    the engine follows one branch per character instead of trying every word in turn."""
+    root: dict[str, dict] = {}  # type: ignore[type-arg]
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
 
-    def __init__(self) -> None:
-        self._key: frozenset[str] | None = None
-        self._pattern: re.Pattern[str] | None = None
-        self._lock = threading.Lock()
+    def build(node: dict[str, dict]) -> str:  # type: ignore[type-arg]
+        branches: list[str] = []
+        for char in sorted(k for k in node if k):
+            chain, child = char, node[char]
+            while len(child) == 1 and "" not in child:  # collapse single-child runs
+                ((next_char, child),) = child.items()
+                chain += next_char
+            branches.append(re.escape(chain) + build(child))
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body  # greedy: the longer word wins
 
-    def pattern(self, values: list[str]) -> re.Pattern[str] | None:
-        key = frozenset(values)
-        with self._lock:
-            if key != self._key:
-                found = sorted(variants(key), key=len, reverse=True)
-                self._pattern = re.compile("|".join(map(re.escape, found))) if found else None
-                self._key = key
-            return self._pattern
+    return build(root)
 
 
-_cache = _PatternCache()
+class _Mark:
+    """Put on a record rewritten under one matcher. Compared by identity, so no `extra` field a
+    caller passes can fake it; its repr and pickle carry nothing but the generation."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+
+    def __repr__(self) -> str:
+        return f"<redacted under secret values #{self.generation}>"
+
+    def __reduce__(self) -> tuple[type[_Mark], tuple[int]]:
+        return (_Mark, (self.generation,))
+
+
+class _Matcher:
+    """The compiled form of one set of secret values."""
+
+    __slots__ = ("clean", "generation", "mark", "pattern", "values")
+
+    def __init__(self, values: list[str], generation: int) -> None:
+        self.values = values
+        self.generation = generation
+        self.mark = _Mark(generation)
+        #: Short strings already found to hold nothing to mask (methods, routes, addresses, paths
+        #: repeat on every access line); dropped with the matcher when the values change.
+        self.clean: set[str] = set()
+        found = variants(values)
+        self.pattern = re.compile(_trie_pattern(found)) if found else None
+
+    def __repr__(self) -> str:  # never the pattern: it spells every secret
+        return f"<secret matcher #{self.generation}>"
+
+
+_matcher = _Matcher([], 0)
+_matcher_lock = threading.Lock()
+
+
+def _matcher_for(values: list[str]) -> _Matcher:
+    """The matcher for `values`, compiled again only when they differ from the last ones (the
+    store hands back the same string objects until a rotation, so the comparison is cheap)."""
+    global _matcher
+    current = _matcher
+    if values == current.values:
+        return current
+    with _matcher_lock:
+        if values != _matcher.values:
+            _matcher = _Matcher(list(values), _matcher.generation + 1)
+        return _matcher
+
+
+def _mask_credentials(text: str) -> str:
+    """Credential shapes, each regex run only when its keyword is present."""
+    lowered = text.lower()
+    if "authorization" in lowered:
+        text = _HEADER.sub(lambda m: m.group(1) + REDACTED, text)
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}", text)
+    if "=" in text:
+        text = _QUERY_CREDENTIAL.sub(lambda m: m.group(1) + REDACTED, text)
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    return text
+
+
+_CLEAN_MAX_LENGTH = 200
+_CLEAN_MAX_ENTRIES = 4096
+
+
+def _redact(text: str, matcher: _Matcher) -> str:
+    clean = matcher.clean
+    if not text or text in clean:
+        return text
+    masked = text if matcher.pattern is None else matcher.pattern.sub(REDACTED, text)
+    masked = _mask_credentials(masked)
+    if masked == text and len(text) <= _CLEAN_MAX_LENGTH:
+        if len(clean) >= _CLEAN_MAX_ENTRIES:  # bounded, whatever paths clients send
+            clean.clear()
+        clean.add(text)
+    return masked
 
 
 def redact(text: str, values: list[str] | None = None) -> str:
     """`text` with every secret value (current ones by default) and credential masked."""
     if not text:
         return text
-    pattern = _cache.pattern(current_secret_values() if values is None else values)
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
-    text = _HEADER.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}", text)
-    return _JWT.sub(REDACTED, text)
+    return _redact(text, _matcher_for(current_secret_values() if values is None else values))
 
 
 class SecretRedactionFilter(logging.Filter):
@@ -189,21 +292,25 @@ class SecretRedactionFilter(logging.Filter):
 
     @staticmethod
     def _redact_record(record: logging.LogRecord) -> None:
-        values = current_secret_values()
-        record.msg = redact(record.getMessage(), values)
+        matcher = _matcher_for(current_secret_values())
+        # Several handlers each carry a filter: the first one rewrites, the others see the mark.
+        if record.__dict__.get(_MARK) is matcher.mark:
+            return
+        record.msg = _redact(record.getMessage(), matcher)
         record.args = None
         if record.exc_info:
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, values)
+            record.exc_text = _redact(record.exc_text, matcher)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, values)
-        if isinstance(getattr(record, "message", None), str):
-            record.message = redact(record.message, values)
-        for key, value in list(vars(record).items()):  # `extra={...}` fields (JSON formatters)
-            if key not in _STANDARD_ATTRIBUTES:
-                setattr(record, key, _redact_value(value, values))
+            record.stack_info = _redact(record.stack_info, matcher)
+        attributes = record.__dict__
+        if isinstance(attributes.get("message"), str):
+            record.message = _redact(record.message, matcher)
+        for key in attributes.keys() - _STANDARD_ATTRIBUTES:  # `extra={...}` fields
+            attributes[key] = _redact_value(attributes[key], matcher)
+        attributes[_MARK] = matcher.mark
 
 
 #: Attributes every LogRecord has; anything else came from `extra=` and is written by formatters.
@@ -211,15 +318,19 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), No
     "message",
     "asctime",
 }
+#: Set on a rewritten record: the `_Mark` of the matcher it was rewritten with.
+_MARK = "_redacted_under"
 
 
-def _redact_value(value: object, values: list[str]) -> object:
+def _redact_value(value: object, matcher: _Matcher) -> object:
     if isinstance(value, str):
-        return redact(value, values)
+        return _redact(value, matcher)
+    if isinstance(value, int | float | bool) or value is None:
+        return value
     if isinstance(value, dict):
-        return {k: _redact_value(v, values) for k, v in value.items()}
+        return {k: _redact_value(v, matcher) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_redact_value(v, values) for v in value)
+        return type(value)(_redact_value(v, matcher) for v in value)
     return value
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,9 +18,10 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from app.config import Settings
-from app.logs import JsonFormatter, TextFormatter, build_handler, log_format
+from app.logs import JsonFormatter, TextFormatter, build_handler, configure_logging, log_format
 from app.main import create_app
 from app.observability.context import RequestContext, request_context
+from app.secrets.redaction import install_redaction
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.support.app import client_for, lifespan
@@ -53,6 +58,68 @@ def test_text_lines_carry_the_request_id() -> None:
     record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "hello", (), None)
     with request_context(RequestContext("rid-2")):
         assert TextFormatter().format(record).endswith("hello [rid-2]")
+
+
+FORGED = "2026-01-01 00:00:00,000 INFO    app.audit: login ok"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"GET /x\r\n{FORGED} 404",
+        f"GET /x\n{FORGED}",
+        f"GET /x\r{FORGED}",
+        f"GET /x\u2028{FORGED}",
+        f"GET /x\x85{FORGED}",
+    ],
+)
+def test_text_lines_cannot_be_forged_through_a_message(message: str) -> None:
+    record = logging.LogRecord("app.access", logging.INFO, __file__, 1, "%s", (message,), None)
+    line = TextFormatter().format(record)
+    assert len(line.splitlines()) == 1
+    assert "\r" not in line
+    assert "\n" not in line
+    assert "GET /x\\" in line  # escaped, still readable
+
+
+def test_text_lines_escape_other_control_characters() -> None:
+    record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "a\x1b[31mred\x00\x7f", (), None)
+    line = TextFormatter().format(record)
+    assert line.endswith("a\\x1b[31mred\\x00\\x7f")
+
+
+def test_text_tracebacks_cannot_start_a_line_that_looks_like_a_record() -> None:
+    try:
+        raise ValueError(f"bad path /x\n{FORGED}")
+    except ValueError:
+        record = logging.LogRecord(
+            "app.x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    lines = TextFormatter().format(record).split("\n")
+    assert lines[0].endswith("failed")
+    assert len(lines) > 2  # the traceback keeps its lines
+    assert all(line.startswith(" ") for line in lines[1:])
+
+
+async def test_a_request_path_cannot_forge_a_text_log_line(client: httpx.AsyncClient) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    install_redaction(handler)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        response = await client.get("/nothing%0D%0A" + FORGED.replace(" ", "%20"))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    assert response.status_code == 404
+    access = [line for line in stream.getvalue().splitlines() if "app.access" in line]
+    assert len(access) == 1
+    assert "GET /nothing\\r\\n2026-01-01" in access[0]
+    assert not any(line.startswith("2026-01-01") for line in stream.getvalue().splitlines())
 
 
 async def test_access_lines_describe_each_request(
@@ -139,8 +206,6 @@ class Login(BaseModel):
 
 
 def test_configure_logging_routes_uvicorn_through_the_root_handler() -> None:
-    from app.logs import configure_logging
-
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     try:
@@ -150,6 +215,7 @@ def test_configure_logging_routes_uvicorn_through_the_root_handler() -> None:
         stream = io.StringIO()
         handler.setStream(stream)  # type: ignore[attr-defined]
         logging.getLogger("uvicorn.error").info("Uvicorn running")
+        handler.flush()  # written by the handler's writer thread
         assert json.loads(stream.getvalue())["logger"] == "uvicorn.error"
         assert not logging.getLogger("uvicorn.access").handlers
     finally:
@@ -158,3 +224,132 @@ def test_configure_logging_routes_uvicorn_through_the_root_handler() -> None:
         for handler in saved[0]:
             root.addHandler(handler)
         root.setLevel(saved[1])
+
+
+@pytest.fixture
+def restore_root() -> Iterator[logging.Logger]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield root
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+
+
+def _writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "log-writer"]
+
+
+def test_configuring_again_flushes_and_stops_the_previous_writer(
+    restore_root: logging.Logger,
+) -> None:
+    settings = Settings(_env_file=None, app_env="production")
+    before = len(_writers())
+    configure_logging(settings)
+    first = restore_root.handlers[0]
+    stream = io.StringIO()
+    first.setStream(stream)  # type: ignore[attr-defined]
+    for n in range(300):
+        logging.getLogger("app.x").info("line %d", n)
+    configure_logging(settings)
+    assert len(stream.getvalue().splitlines()) == 300  # close() wrote what was queued
+    logging.getLogger("app.x").info("to the new handler")
+    restore_root.handlers[0].flush()
+    assert len(_writers()) == before + 1
+
+
+def test_records_are_redacted_and_stamped_before_any_other_handler_sees_them(
+    restore_root: logging.Logger,
+) -> None:
+    configure_logging(Settings(_env_file=None, app_env="production"))
+    seen: list[logging.LogRecord] = []
+
+    class Later(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    restore_root.addHandler(Later())
+    with request_context(RequestContext("rid-bg")):
+        logging.getLogger("app.x").info("auth %s", "Authorization: Bearer abcdefghijklmnop")
+    assert seen[0].getMessage() == "auth Authorization: [REDACTED]"
+    assert seen[0].request_id == "rid-bg"  # type: ignore[attr-defined]
+
+
+_EXIT_SCRIPT = """
+import logging, os, signal, sys
+from app.config import Settings
+from app.logs import configure_logging
+configure_logging(Settings(_env_file=None, app_env="production"))
+log = logging.getLogger("app.exit")
+how = sys.argv[1]
+log.info("started")
+name = "line"
+if how == "fork":  # both processes then write to one pipe at once
+    name = "child" if os.fork() == 0 else "parent"
+for n in range(3000):
+    log.info("%s %d", name, n)
+if how == "fork" and name == "parent":
+    os.wait()
+elif how == "sigterm":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as uvicorn: a graceful exit
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.mark.parametrize("how", ["return", "sigterm", "fork"])
+def test_every_line_is_written_before_the_process_exits(how: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT, how],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # Two processes on one pipe (fork): their lines interleave, but none is torn (each write is
+    # at most PIPE_BUF bytes and ends a line), and each process's lines keep their order.
+    messages = [json.loads(line)["message"] for line in done.stderr.splitlines()]
+    assert messages.count("started") == 1
+    for name in ("parent", "child") if how == "fork" else ("line",):
+        own = [m for m in messages if m.startswith(name + " ")]
+        assert own == [f"{name} {n}" for n in range(3000)]
+    assert len(messages) == 1 + (6000 if how == "fork" else 3000)
+
+
+def test_a_stuck_sink_holds_the_logging_thread_instead_of_growing_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.logs
+
+    monkeypatch.setattr(app.logs, "_MAX_PENDING", 5)
+    released = threading.Event()
+
+    class StuckStream(io.StringIO):
+        def write(self, text: str) -> int:
+            released.wait(30)
+            return super().write(text)
+
+    stream = StuckStream()
+    handler = app.logs.BackgroundStreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.stuck")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        burst = threading.Thread(target=lambda: [logger.warning("n %d", n) for n in range(50)])
+        burst.start()
+        burst.join(0.5)
+        assert burst.is_alive()  # waiting for the writer, not queueing all 50
+        assert handler._records.qsize() <= 6
+        released.set()
+        burst.join(30)
+        handler.flush()
+        assert len(stream.getvalue().splitlines()) == 50
+    finally:
+        released.set()
+        logger.removeHandler(handler)
+        handler.close()

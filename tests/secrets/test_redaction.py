@@ -177,3 +177,70 @@ async def test_configure_logging_installs_the_filter_on_every_root_handler() -> 
         for handler in saved_handlers:
             root.addHandler(handler)
         root.setLevel(saved_level)
+
+
+@pytest.mark.parametrize(
+    ("line", "credential"),
+    [
+        ("GET /reset?token=tok-abcdef0123 200", "tok-abcdef0123"),
+        (
+            "HTTP Request: GET https://vault:8200/v1/x?password=hunter2-pw-0123 200",
+            "hunter2-pw-0123",
+        ),
+        ("callback /cb?code=1&access_token=at-abcdef0123&state=s1", "at-abcdef0123"),
+        ("callback /cb?state=s1&refresh_token=rt-abcdef0123#frag", "rt-abcdef0123"),
+        ("login?user=a&pass=pass-abcdef0123", "pass-abcdef0123"),
+        ("login?user=a&pwd=pwd-abcdef0123", "pwd-abcdef0123"),
+        ("hook?secret=sec-abcdef0123&x=1", "sec-abcdef0123"),
+        ("https://api.example.com/v1?api_key=key-abcdef0123", "key-abcdef0123"),
+        ("https://api.example.com/v1?client_secret=cs-abcdef0123", "cs-abcdef0123"),
+        ("POST /x?PASSWORD=upper-abcdef0123", "upper-abcdef0123"),
+        ("body password=form-abcdef0123&username=a", "form-abcdef0123"),
+        ("cannot reach redis://:redis-pw-abcdef0123@cache:6379/0", "redis-pw-abcdef0123"),
+        ("amqp://guest:amqp-pw-abcdef0123@rabbit//", "amqp-pw-abcdef0123"),
+    ],
+)
+def test_passwords_in_urls_and_query_parameters_are_masked(
+    sink: io.StringIO, line: str, credential: str
+) -> None:
+    logging.getLogger("tests.redaction").info(line)
+    logging.getLogger("tests.redaction").info("as an extra", extra={"url": line})
+    output = sink.getvalue()
+    assert credential not in output
+    assert output.count(REDACTED) >= 1
+
+
+def test_query_masking_keeps_the_other_parameters() -> None:
+    from app.secrets.redaction import redact
+
+    masked = redact("/cb?code=1&access_token=at-abcdef0123&state=s1&sort_by=name", [])
+    assert masked == f"/cb?code=1&access_token={REDACTED}&state=s1&sort_by=name"
+
+
+def test_a_string_found_clean_is_masked_once_it_becomes_a_secret(sink: io.StringIO) -> None:
+    """Strings found clean are remembered, but only until the set of secret values changes."""
+    value = "later-secret-" + secrets.token_hex(8)
+    logger = logging.getLogger("tests.redaction")
+    logger.info(value)
+    logger.info(value)  # remembered as clean
+    assert sink.getvalue().count(value) == 2
+    unregister = register_secret_source(lambda: [value])
+    try:
+        logger.info(value)
+    finally:
+        unregister()
+    assert sink.getvalue().splitlines()[-1] == f"INFO {REDACTED}"
+
+
+def test_records_from_a_second_handler_are_not_rewritten_twice() -> None:
+    """Every root handler carries a filter; the first rewrites the record, the others see the
+    mark and leave it (masking a second time would mask the mask, and cost as much again)."""
+    from app.secrets.redaction import SecretRedactionFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "Bearer %s", ("abcdefghijkl",), None)
+    assert SecretRedactionFilter().filter(record)
+    first = record.getMessage()
+    assert first == f"Bearer {REDACTED}"
+    record.msg = "changed after the first filter"  # a second filter would not look again
+    assert SecretRedactionFilter().filter(record)
+    assert record.getMessage() == "changed after the first filter"

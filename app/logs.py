@@ -112,7 +112,7 @@ def _dumps(document: dict[str, Any]) -> str:
     try:
         return orjson.dumps(document, default=_not_json, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):  # ints past 64 bits, lone surrogates, ...
-        return json.dumps(document, default=_not_json, ensure_ascii=False)
+        return json.dumps(document, default=_not_json)  # ASCII escapes: always writable
 
 
 #: Everything that could end a line or drive a terminal: C0 and C1 controls, DEL, and the
@@ -315,18 +315,23 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
 
 
 # fork() while the writer is mid-write would copy a half-written stream buffer into the child:
-# hold every writer's I/O lock across the fork.
+# hold every writer's I/O lock across the fork (bounded: a stuck sink must not hang fork()).
+_held_across_fork: list[threading.Lock] = []
+
+
 def _before_fork() -> None:
     for handler in list(_live_handlers):
-        handler._io_lock.acquire()
+        if handler._io_lock.acquire(timeout=1.0):
+            _held_across_fork.append(handler._io_lock)
 
 
 def _after_fork_in_parent() -> None:
-    for handler in list(_live_handlers):
-        handler._io_lock.release()
+    while _held_across_fork:
+        _held_across_fork.pop().release()
 
 
 def _after_fork_in_child() -> None:
+    _held_across_fork.clear()  # the child gets fresh locks
     for handler in list(_live_handlers):
         handler._after_fork_in_child()
 

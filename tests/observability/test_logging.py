@@ -54,6 +54,18 @@ def test_a_record_becomes_one_json_object_with_its_extras() -> None:
     assert document["ts"].endswith("Z")
 
 
+def test_what_orjson_refuses_is_still_one_json_line() -> None:
+    record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "lone \ud800 half", (), None)
+    record.huge = 2**80  # past 64 bits
+    record.url = httpx.URL("https://user:url-pw-abcdef0123@db.example/x")  # not a JSON type
+    line = JsonFormatter().format(record)
+    document = json.loads(line)
+    assert "\n" not in line
+    assert document["huge"] == 2**80
+    assert document["message"] == "lone \ud800 half"
+    assert "url-pw-abcdef0123" not in line  # str() of other types is redacted too
+
+
 def test_text_lines_carry_the_request_id() -> None:
     record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "hello", (), None)
     with request_context(RequestContext("rid-2")):

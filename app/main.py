@@ -98,13 +98,14 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )
+    # FastAPI tries included routers in order, each route of each: most-requested first.
     app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(account.router)
-    app.include_router(admin.router)
     app.include_router(users.router)
     app.include_router(items.router)
+    app.include_router(auth.router)
     app.include_router(jwks.router)
+    app.include_router(account.router)
+    app.include_router(admin.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router(settings))
     return app

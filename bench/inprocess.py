@@ -40,10 +40,16 @@ ASGIApp = Callable[
 
 
 async def cpu_per_request(
-    app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], n: int
+    app: ASGIApp,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    n: int,
+    state: dict[str, Any] | None = None,
 ) -> float:
-    """Microseconds of process CPU per request, over `n` sequential requests."""
+    """Microseconds of process CPU per request, over `n` sequential requests (`state`: the
+    app's lifespan state, which a server copies into every request's scope)."""
     scope = {
+        "state": state or {},
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -68,7 +74,7 @@ async def cpu_per_request(
 
     started = time.process_time()
     for _ in range(n):
-        await app(dict(scope), receive, send)
+        await app({**scope, "state": dict(scope["state"])}, receive, send)
     elapsed = time.process_time() - started
     if statuses != {200}:
         raise RuntimeError(f"{path} answered {statuses}")
@@ -76,19 +82,20 @@ async def cpu_per_request(
 
 
 def build_apps() -> dict[str, Any]:
-    """The bench app, and the same app without the request observability middleware."""
-    import app.observability.setup as observability_setup
+    """The bench app, and the same app without the request observability middleware (its edge
+    layer made a pass-through while that app is built)."""
     from app.config import Settings
+    from app.observability.setup import Observability
     from bench.app import create_bench_app
 
     settings = Settings()
     apps = {"product": create_bench_app(settings)}
-    wrap = observability_setup.install_outermost
-    observability_setup.install_outermost = lambda app, wrap: None  # type: ignore[assignment]
+    edge = Observability.edge
+    Observability.edge = lambda self, inner: inner  # type: ignore[method-assign]
     try:
         apps["product without the observability middleware"] = create_bench_app(settings)
     finally:
-        observability_setup.install_outermost = wrap
+        Observability.edge = edge  # type: ignore[method-assign]
     return apps
 
 
@@ -96,11 +103,17 @@ async def measure(requests: int, rounds: int) -> dict[str, list[float]]:
     import bench.bare
 
     apps = build_apps()
+    states: dict[str, dict[str, Any]] = {}
     async with contextlib.AsyncExitStack() as stack:
-        for application in apps.values():
-            await stack.enter_async_context(application.router.lifespan_context(application))
+        for name, application in apps.items():
+            lifespan = application.router.lifespan_context(application)
+            states[name] = dict(await stack.enter_async_context(lifespan) or {})
         product = apps["product"]
-        transport = httpx.ASGITransport(app=product)
+
+        async def with_state(scope: Any, receive: Any, send: Any) -> None:
+            await product({**scope, "state": dict(states["product"])}, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             email, password = f"b-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
             body = {"email": email, "password": password}
@@ -113,18 +126,22 @@ async def measure(requests: int, rounds: int) -> dict[str, list[float]]:
             (b"authorization", f"Bearer {token}".encode()),
             (b"user-agent", b"bench"),
         ]
-        targets: list[tuple[str, Any, str]] = [("bare endpoint", bench.bare.app, bench.bare.PATH)]
+        targets: list[tuple[str, Any, str, dict[str, Any]]] = [
+            ("bare endpoint", bench.bare.app, bench.bare.PATH, {})
+        ]
         for name, application in apps.items():
             targets += [
-                (f"{name}: /health/live", application, "/health/live"),
-                (f"{name}: /api/v1/users/me", application, "/api/v1/users/me"),
+                (f"{name}: /health/live", application, "/health/live", states[name]),
+                (f"{name}: /api/v1/users/me", application, "/api/v1/users/me", states[name]),
             ]
-        for _, application, path in targets:  # warm-up
-            await cpu_per_request(application, path, headers, 200)
-        results: dict[str, list[float]] = {name: [] for name, _, _ in targets}
+        for _, application, path, state in targets:  # warm-up
+            await cpu_per_request(application, path, headers, 200, state)
+        results: dict[str, list[float]] = {name: [] for name, _, _, _ in targets}
         for _ in range(rounds):  # interleaved, like the throughput ratios
-            for name, application, path in targets:
-                results[name].append(await cpu_per_request(application, path, headers, requests))
+            for name, application, path, state in targets:
+                results[name].append(
+                    await cpu_per_request(application, path, headers, requests, state)
+                )
         return results
 
 

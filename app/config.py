@@ -39,6 +39,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.keys.data import DataKeyRing, data_ring_checks, new_dev_data_ring
+from app.keys.kms import parse_data_keys_blocking
 from app.keys.signing import KeyRing, new_dev_ring, parse_ring, ring_checks
 from app.secrets import ConfigProblem, SecretInput, SecretRegistry, SecretSpec
 from app.secrets.checks import (
@@ -97,10 +99,29 @@ SMTP_PASSWORD = SecretSpec[str](
     # No dev generator: a random value is useless, the mail server's account sets it.
 )
 
+DATA_KEYS = SecretSpec[DataKeyRing](
+    name="DATA_KEYS",
+    description="A256GCM data keys sealing the secrets kept in the database (TOTP seeds): a "
+    "JWK Set, or its envelope form wrapped by a KMS key (unwrapped here, once per value)",
+    # Runs in a thread once per NEW value (startup, rotation): KMS calls never per request.
+    parse=parse_data_keys_blocking,
+    check=data_ring_checks,
+    # An encrypted column exists (users.mfa_secret): production must keep its keys. Elsewhere
+    # a throwaway ring is generated (with a warning), so a fresh clone and the tests just run.
+    required="production",
+    generate=new_dev_data_ring,
+)
+
 #: Every secret, in the order `config check` shows them. Declare a new one here (and say what
 #: it is for in .env.example and docs/secrets.md): that is all it takes.
 SECRETS = SecretRegistry(
-    DATABASE_PASSWORD, DATABASE_CREDENTIALS, REDIS_PASSWORD, JWT_KEYS, METRICS_TOKEN, SMTP_PASSWORD
+    DATABASE_PASSWORD,
+    DATABASE_CREDENTIALS,
+    REDIS_PASSWORD,
+    JWT_KEYS,
+    DATA_KEYS,
+    METRICS_TOKEN,
+    SMTP_PASSWORD,
 )
 
 Environment = Literal["development", "test", "production"]

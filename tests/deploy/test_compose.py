@@ -18,6 +18,7 @@ NEEDS = {
     "database_password": {"db", "migrate", "app"},
     "redis_password": {"redis", "migrate", "app"},
     "jwt_keys": {"migrate", "app"},
+    "data_keys": {"migrate", "app"},
 }
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|JWT_KEYS|CREDENTIALS|PRIVATE", re.IGNORECASE)
 

@@ -42,7 +42,7 @@ def k8s_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(K8S, root, ignore=shutil.ignore_patterns("secrets"))
     secrets = root / "overlays" / "dev" / "secrets"
     secrets.mkdir()
-    for name in ("database_password", "redis_password", "jwt_keys"):
+    for name in ("database_password", "redis_password", "jwt_keys", "data_keys"):
         (secrets / name).write_text(f"dummy-{name}\n")
     return root
 
@@ -368,7 +368,7 @@ def test_external_secrets_produce_the_secrets_the_pods_mount(
                 assert item["remoteRef"]["key"], item
             targets[doc["spec"]["target"]["name"]] = keys
     assert targets == {
-        "app-secrets": {"database_password", "redis_password"},
+        "app-secrets": {"database_password", "redis_password", "data_keys"},
         "app-jwt-keys": {"jwt_keys"},
     }
     # No ClusterSecretStore: the identity is usable from this namespace only.
@@ -409,7 +409,7 @@ def test_in_app_variant_has_no_secret_volume_and_uses_references(
     for name, spec in pod_specs(docs):
         assert not _secret_volumes(spec), name
     config = find(docs, "ConfigMap", "app-config")["data"]
-    for setting in ("DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS"):
+    for setting in ("DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS", "DATA_KEYS"):
         assert config[setting].startswith("aws-sm://"), setting
     sa = find(docs, "ServiceAccount", "app")
     assert "eks.amazonaws.com/role-arn" in sa["metadata"]["annotations"]

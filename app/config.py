@@ -277,6 +277,8 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = Field(1800, gt=0)
     email_verify_ttl_seconds: int = Field(86_400, gt=0)
     require_verified_email: bool = False
+    # The name authenticator apps show next to a TOTP entry (the otpauth URI's issuer).
+    mfa_issuer: str = Field("fastapi-secrets-template", min_length=1, max_length=64)
 
     # Server
     host: str = "127.0.0.1"

@@ -61,6 +61,7 @@ class AuthenticatedUser:
     role: str
     email_verified: bool
     claims: AccessClaims
+    mfa_enabled: bool = False
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -80,7 +81,9 @@ class _CurrentUser(_BearerDependency):
         found = await resources_of(request).users.lookup(claims.sub)
         if found is None or not found.is_active:
             raise unauthorized()
-        return AuthenticatedUser(found.id, found.email, found.role, found.email_verified, claims)
+        return AuthenticatedUser(
+            found.id, found.email, found.role, found.email_verified, claims, found.mfa_enabled
+        )
 
 
 #: Valid, unrevoked access-token claims; no database access.

@@ -11,7 +11,7 @@ database connection is held while argon2 runs.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Form, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -74,6 +74,14 @@ class TokenPair(BaseModel):
     expires_in: int
 
 
+class MfaRequired(BaseModel):
+    """The login answer for an account with MFA on: no token yet; send `mfa_token` and a code
+    to `/api/v1/auth/mfa/verify` within its lifetime (5 minutes)."""
+
+    mfa_required: Literal[True] = True
+    mfa_token: str = Field(repr=False)
+
+
 class RefreshIn(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN_FIELD, repr=False)
 
@@ -82,7 +90,7 @@ class LogoutIn(BaseModel):
     refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_FIELD, repr=False)
 
 
-def _too_many(retry_after: int) -> HTTPException:
+def too_many(retry_after: int) -> HTTPException:
     return HTTPException(
         status.HTTP_429_TOO_MANY_REQUESTS,
         detail=TOO_MANY,
@@ -157,7 +165,7 @@ def _missing(names: list[str]) -> RequestValidationError:
 
 @router.post(
     "/login",
-    response_model=TokenPair,
+    response_model=TokenPair | MfaRequired,
     responses={
         401: {"description": "bad credentials (or an invalid refresh token)"},
         403: {"description": "REQUIRE_VERIFIED_EMAIL and the address is not verified"},
@@ -170,7 +178,7 @@ async def login(
     resources: ResourcesDep,
     client: ClientAddress,
     response: Response,
-) -> TokenPair:
+) -> TokenPair | MfaRequired:
     missing = form.missing()
     if missing:
         raise _missing(missing)
@@ -183,7 +191,7 @@ async def login(
 
 async def _password_grant(
     resources: Resources, client: str | None, username: str, password: str, response: Response
-) -> TokenPair:
+) -> TokenPair | MfaRequired:
     security = resources.security
     identities = security.identities
     client_key = identities.client(client)
@@ -194,7 +202,7 @@ async def _password_grant(
     if not attempt.allowed:
         if not attempt.busy:
             audit.login_locked(account=account)
-        raise _too_many(attempt.retry_after)
+        raise too_many(attempt.retry_after)
     user, matches, upgraded = None, False, None
     try:
         user = await accounts.credentials(resources.sessionmaker, email) if email else None
@@ -204,7 +212,10 @@ async def _password_grant(
             matches, upgraded = await security.passwords.verify(password, user.password_hash)
     finally:
         succeeded = user is not None and matches and user.is_active
-        await security.login_limit.finish(attempt, succeeded=succeeded)
+        # With MFA on, a right password is half a login: it must not clear the failures (the
+        # wrong codes) counted on this account before it.
+        partial = user is not None and user.mfa_enabled
+        await security.login_limit.finish(attempt, succeeded=succeeded, partial=partial)
     if user is None or not succeeded:
         audit.login_failed(account=account, reason="inactive" if matches else "invalid_credentials")
         raise unauthorized(BAD_CREDENTIALS)
@@ -213,6 +224,11 @@ async def _password_grant(
     if resources.settings.require_verified_email and not user.email_verified:
         # Only after the right password: this answer says nothing to someone guessing.
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Email address not verified")
+    if user.mfa_enabled:
+        # No token yet: the second factor completes the login (`/api/v1/auth/mfa/verify`).
+        audit.mfa_challenged(user_id=user.id)
+        response.headers.update(NO_STORE)
+        return MfaRequired(mfa_token=security.mfa.issue_challenge(user.id))
     audit.login_succeeded(user_id=user.id)
     return await issue_tokens(resources, user.id, user.role, response)
 
@@ -239,7 +255,7 @@ async def check_password(
     account = security.identities.account(user.email)
     attempt = await security.login_limit.begin(account, security.identities.client(client))
     if not attempt.allowed:
-        raise _too_many(attempt.retry_after)
+        raise too_many(attempt.retry_after)
     matches = False
     try:
         if len(password) <= MAX_PASSWORD_LENGTH:

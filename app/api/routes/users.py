@@ -22,7 +22,7 @@ class MeOut(BaseModel):
     email: str
     role: Literal["user", "admin"]
     email_verified: bool
-    mfa_enabled: bool = False
+    mfa_enabled: bool
 
 
 class DeleteMeIn(BaseModel):
@@ -45,6 +45,7 @@ async def me(user: CurrentUser, response: Response) -> MeOut:
         email=user.email,
         role="admin" if user.role == "admin" else "user",
         email_verified=user.email_verified,
+        mfa_enabled=user.mfa_enabled,
     )
 
 

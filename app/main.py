@@ -22,7 +22,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.errors import install_error_handlers
 from app.api.headers import SecurityHeaders, behind_trusted_proxies
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import account, admin, auth, health, items, jwks, metrics, mfa, users
+from app.api.routes import (
+    account,
+    admin,
+    api_keys,
+    auth,
+    health,
+    items,
+    jwks,
+    metrics,
+    mfa,
+    users,
+)
 from app.cache import create_redis
 from app.config import SECRETS, Settings
 from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_recycle_seconds
@@ -105,6 +116,7 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     app.include_router(admin.router)
     app.include_router(users.router)
     app.include_router(items.router)
+    app.include_router(api_keys.router)
     app.include_router(jwks.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router(settings))

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from app.config import JWT_KEYS, Settings
 from app.secrets import SecretStore
+from app.security.api_key_service import ApiKeyService
 from app.security.identities import Identities
 from app.security.login_limit import LoginLimiter
 from app.security.mfa import Mfa
@@ -28,6 +29,7 @@ class Security:
     rate_limits: RateLimits
     identities: Identities
     mfa: Mfa
+    api_keys: ApiKeyService
 
     @classmethod
     def create(cls, settings: Settings, store: SecretStore, redis: Redis) -> Security:
@@ -69,6 +71,7 @@ class Security:
             ),
             identities=Identities(store),
             mfa=Mfa(settings, store, redis, prefix, tokens),
+            api_keys=ApiKeyService(revocations),
         )
 
     def start(self) -> None:

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import BackgroundTasks, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
-from app.api.deps import ClientAddress, CurrentUser, ResourcesDep
+from app.api.deps import ClientAddress, CurrentUser, ResourcesDep, SessionUser
 from app.api.routes.auth import (
     MAX_PASSWORD_LENGTH,
     PASSWORD_PATTERN,
@@ -70,12 +70,13 @@ class Accepted(BaseModel):
     response_model=TokenPair,
     responses={
         401: {"description": "missing or invalid token, or wrong current password"},
+        403: {"description": "an API key instead of an access token"},
         429: {"description": "too many failed attempts"},
     },
 )
 async def change_password(
     body: PasswordChangeIn,
-    user: CurrentUser,
+    user: SessionUser,
     resources: ResourcesDep,
     client: ClientAddress,
     response: Response,

@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from app.api.cookies import clear_refresh_cookie, cookie_token, set_refresh_cookie
 from app.api.deps import (
     ClientAddress,
-    CurrentClaims,
     ResourcesDep,
     SecurityDep,
+    SessionClaims,
     SessionDep,
     unauthorized,
 )
@@ -358,11 +358,14 @@ async def _refresh(
     response_class=Response,
     responses={
         401: {"description": "missing, invalid or revoked access token"},
-        403: {"description": "the refresh cookie came from an origin not in CORS_ORIGINS"},
+        403: {
+            "description": "an API key instead of an access token, or the refresh cookie came "
+            "from an origin not in CORS_ORIGINS"
+        },
     },
 )
 async def logout(
-    claims: CurrentClaims,
+    claims: SessionClaims,
     request: Request,
     resources: ResourcesDep,
     body: Annotated[LogoutIn | None, Body()] = None,

@@ -10,7 +10,9 @@ adds is the HTTP side:
 - every failure of verify is the same 401 (bad, expired or used token; wrong or replayed code),
   so an answer never says which part was wrong;
 - answers holding a seed, recovery codes or tokens carry `Cache-Control: no-store`;
-- turning MFA off needs the password (a wrong one counts as a failed login).
+- turning MFA off needs the password (a wrong one counts as a failed login);
+- setup, enable and disable need a session (an access token): an API key is a 403, so a leaked
+  key cannot turn MFA on and lock its owner out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from fastapi import HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ClientAddress, CurrentUser, ResourcesDep, unauthorized
+from app.api.deps import ClientAddress, ResourcesDep, SessionUser, unauthorized
 from app.api.routes.auth import TokenPair, check_password, issue_tokens, too_many
 from app.api.routing import NO_STORE, body_router
 from app.keys.signing import MAX_TOKEN_LENGTH, TokenRejected
@@ -69,7 +71,8 @@ class VerifyIn(BaseModel):
 
 
 SIGNED_IN: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing, invalid or revoked access token"}
+    401: {"description": "missing, invalid or revoked access token"},
+    403: {"description": "an API key instead of an access token"},
 }
 
 
@@ -78,7 +81,7 @@ SIGNED_IN: dict[int | str, dict[str, Any]] = {
     response_model=MfaSetupOut,
     responses={**SIGNED_IN, 409: {"description": ALREADY_ENABLED}},
 )
-async def mfa_setup(user: CurrentUser, resources: ResourcesDep, response: Response) -> MfaSetupOut:
+async def mfa_setup(user: SessionUser, resources: ResourcesDep, response: Response) -> MfaSetupOut:
     """A new TOTP seed, pending until `enable` confirms it (calling setup again replaces it)."""
     try:
         setup = await resources.security.mfa.setup(resources.sessionmaker, user.id, user.email)
@@ -98,7 +101,7 @@ async def mfa_setup(user: CurrentUser, resources: ResourcesDep, response: Respon
     },
 )
 async def mfa_enable(
-    body: CodeIn, user: CurrentUser, resources: ResourcesDep, response: Response
+    body: CodeIn, user: SessionUser, resources: ResourcesDep, response: Response
 ) -> RecoveryCodesOut:
     try:
         codes = await resources.security.mfa.enable(resources.sessionmaker, user.id, body.code)
@@ -119,11 +122,12 @@ async def mfa_enable(
     response_class=Response,
     responses={
         401: {"description": "missing or invalid token, or wrong password"},
+        403: {"description": "an API key instead of an access token"},
         429: {"description": "too many failed attempts"},
     },
 )
 async def mfa_disable(
-    body: DisableIn, user: CurrentUser, resources: ResourcesDep, client: ClientAddress
+    body: DisableIn, user: SessionUser, resources: ResourcesDep, client: ClientAddress
 ) -> Response:
     await check_password(resources, user.id, body.password, client)
     if await resources.security.mfa.disable(resources.sessionmaker, user.id):

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import Response, status
 from pydantic import BaseModel, Field
 
-from app.api.deps import ClientAddress, CurrentUser, ResourcesDep
+from app.api.deps import ClientAddress, CurrentUser, ResourcesDep, SessionUser
 from app.api.routes.auth import check_password
 from app.api.routing import NO_STORE, body_router
 from app.observability import audit
@@ -55,11 +55,12 @@ async def me(user: CurrentUser, response: Response) -> MeOut:
     response_class=Response,
     responses={
         401: {"description": "missing or invalid token, or wrong password"},
+        403: {"description": "an API key instead of an access token"},
         429: {"description": "too many failed attempts"},
     },
 )
 async def delete_me(
-    body: DeleteMeIn, user: CurrentUser, resources: ResourcesDep, client: ClientAddress
+    body: DeleteMeIn, user: SessionUser, resources: ResourcesDep, client: ClientAddress
 ) -> Response:
     await check_password(resources, user.id, body.password, client)
     await accounts.delete(resources.sessionmaker, user.id)  # what it owns goes with it

@@ -5,6 +5,7 @@ password, and `/users/me` telling the truth about `mfa_enabled`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -281,3 +282,38 @@ async def test_disable_validates_its_body(
 async def test_verify_validates_its_body(client: httpx.AsyncClient) -> None:
     for body in ({}, {"mfa_token": "x"}, {"code": "123456"}, {"mfa_token": "", "code": "1"}):
         assert (await client.post(VERIFY, json=body)).status_code == 422
+
+
+# ---- two replicas ----------------------------------------------------------------------------
+
+
+async def test_two_replicas_never_both_accept_one_code(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    async with (
+        running_app(settings) as one,
+        running_app(settings) as two,
+        client_for(one) as a,
+        client_for(two) as b,
+    ):
+        account = await mfa_account(a)
+        fresh = code(account.secret, account.enabled_step + 1)
+        tokens = [await challenge(a, account.email), await challenge(b, account.email)]
+        # The same code at the same moment on both replicas: exactly one login.
+        answers = await asyncio.gather(verify(a, tokens[0], fresh), verify(b, tokens[1], fresh))
+        assert sorted(r.status_code for r in answers) == [200, 401]
+        # And the one that lost cannot try that code again later, on either replica.
+        for client in (a, b):
+            again = await verify(client, await challenge(client, account.email), fresh)
+            assert again.status_code == 401
+        # A recovery code raced on both replicas is used once.
+        spare = account.recovery_codes[0]
+        tokens = [await challenge(a, account.email), await challenge(b, account.email)]
+        answers = await asyncio.gather(verify(a, tokens[0], spare), verify(b, tokens[1], spare))
+        assert sorted(r.status_code for r in answers) == [200, 401]
+        # One mfa_token raced on both replicas (two different valid codes) logs in once.
+        token = await challenge(a, account.email)
+        answers = await asyncio.gather(
+            verify(a, token, account.recovery_codes[1]), verify(b, token, account.recovery_codes[2])
+        )
+        assert sorted(r.status_code for r in answers)[0] == 200
+        assert sorted(r.status_code for r in answers)[1] == 401

@@ -295,6 +295,9 @@ class Settings(BaseSettings):
     # Development and test only: without METRICS_TOKEN, these networks may scrape. Production
     # answers /metrics to the token alone (a local proxy connects from loopback too).
     metrics_allowed_networks: str = "127.0.0.0/8,::1/128"
+    # How often sealed values are counted per data key (`data_key_values`): one GROUP BY per
+    # encrypted column, in the background.
+    data_key_metrics_seconds: float = Field(60.0, gt=0)
     # Tracing is off unless an OTLP endpoint is configured (needs the `[otel]` extra).
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "fastapi-secrets-template"

@@ -329,3 +329,29 @@ async def test_reencrypt_shows_a_progress_bar_on_a_terminal(
     assert "5/5" in output  # the bar's count, drawn on the terminal
     assert "re-encrypted 5 value(s)" in output
     assert not any(seed in output for seed in SEEDS)
+
+
+def test_rotate_ref_adds_a_data_key_to_a_secret_manager_ring(
+    server_env: dict[str, str], moto: MotoServer
+) -> None:
+    first = new_data_jwk()
+    name = f"app/data-keys-{uuid.uuid4().hex[:8]}"
+    client = moto.client("secretsmanager")
+    client.create_secret(Name=name, SecretString=json.dumps({"keys": [first]}))
+    rotator = {
+        **server_env,
+        **moto.env(
+            moto.user_allowed(
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:DescribeSecret",
+            )
+        ),
+    }
+    result = run_cli("keys", "rotate", "--ref", f"aws-sm://{name}", "--alg", "A256GCM", env=rotator)
+    assert result.returncode == 0, result.stderr
+    ring = json.loads(client.get_secret_value(SecretId=name)["SecretString"])["keys"]
+    assert [key["kid"] for key in ring][1:] == [first["kid"]]
+    assert f"added data key {ring[0]['kid']} (A256GCM)" in result.stdout
+    for key in ring:
+        assert key["k"] not in result.stdout + result.stderr

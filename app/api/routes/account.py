@@ -25,7 +25,7 @@ from app.api.routes.auth import (
     check_password,
     issue_tokens,
 )
-from app.api.routing import body_router
+from app.api.routing import body_router, refuses_valid_input
 from app.mail.messages import email_verify_mail, password_reset_mail
 from app.observability import audit
 from app.resources import Resources
@@ -128,6 +128,7 @@ async def _mail_reset_link(resources: Resources, email: str) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={400: {"description": "unknown, expired or already used token"}},
+    openapi_extra=refuses_valid_input(400),
 )
 async def reset_password(body: ResetIn, resources: ResourcesDep) -> Response:
     security = resources.security
@@ -172,6 +173,7 @@ async def request_verification(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={400: {"description": "unknown, expired or already used token"}},
+    openapi_extra=refuses_valid_input(400),
 )
 async def verify_email(body: VerifyIn, resources: ResourcesDep) -> Response:
     async with resources.sessionmaker() as session:

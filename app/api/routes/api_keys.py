@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select, tuple_
 from app.api.deps import ResourcesDep, SessionDep, SessionUser
 from app.api.pagination import Page, PageDep
 from app.api.routes.items import NO_NUL, encodable
-from app.api.routing import NO_STORE, body_router
+from app.api.routing import NO_STORE, body_router, refuses_valid_input
 from app.models import ApiKey
 from app.observability import audit
 from app.security import api_keys
@@ -51,7 +51,7 @@ class ApiKeyIn(BaseModel):
 
     name: Name
     scopes: list[Scope] = Field(default_factory=list, max_length=16)
-    expires_in_days: int | None = Field(default=None, ge=1, le=MAX_LIFETIME_DAYS)
+    expires_in_days: int | None = Field(default=None, ge=1, le=MAX_LIFETIME_DAYS, strict=True)
 
 
 class ApiKeyOut(BaseModel):
@@ -94,6 +94,7 @@ def _out(row: ApiKey) -> ApiKeyOut:
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
     responses={**SIGNED_IN, 422: {"description": "invalid, or scopes beyond the caller's"}},
+    openapi_extra=refuses_valid_input(422),
 )
 async def create_api_key(
     body: ApiKeyIn, user: SessionUser, session: SessionDep, response: Response

@@ -26,7 +26,7 @@ from app.api.deps import (
     SessionDep,
     unauthorized,
 )
-from app.api.routing import NO_STORE, body_router
+from app.api.routing import NO_STORE, body_router, refuses_valid_input
 from app.config import Settings
 from app.observability import audit
 from app.resources import Resources, resources_of
@@ -322,7 +322,8 @@ _REFRESH_BODY = {
         422: {"description": "the body is not a refresh request"},
         429: {"description": "too many refreshes from this client"},
     },
-    openapi_extra={"requestBody": _REFRESH_BODY},
+    # The body is optional only because the refresh cookie may replace it: with neither, 422.
+    openapi_extra={"requestBody": _REFRESH_BODY, **refuses_valid_input(422)},
 )
 async def refresh(
     body: Annotated[RefreshIn, Depends(_refresh_body)],

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ClientAddress, ResourcesDep, SessionUser, unauthorized
 from app.api.routes.auth import TokenPair, check_password, issue_tokens, too_many
-from app.api.routing import NO_STORE, body_router
+from app.api.routing import NO_STORE, body_router, refuses_valid_input
 from app.keys.signing import MAX_TOKEN_LENGTH, TokenRejected
 from app.observability import audit
 from app.security import accounts
@@ -99,6 +99,7 @@ async def mfa_setup(user: SessionUser, resources: ResourcesDep, response: Respon
         400: {"description": "wrong code, or no pending setup to confirm"},
         409: {"description": ALREADY_ENABLED},
     },
+    openapi_extra=refuses_valid_input(400),
 )
 async def mfa_enable(
     body: CodeIn, user: SessionUser, resources: ResourcesDep, response: Response

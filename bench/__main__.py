@@ -1,6 +1,6 @@
 """`python -m bench`: run every target, print one line each, write `bench/results.md`.
 
-Usage: python -m bench [--only 1,2,3,4,5]
+Usage: python -m bench [--only 1,2,3,4,5,6]
 Exit status is 0 when the benchmarks ran (whatever their verdicts), 1 when one could not run,
 or with --strict when any target failed.
 """
@@ -68,7 +68,7 @@ def cloud_startup() -> list[Result]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated target numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated target numbers")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
@@ -81,13 +81,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  measured {result.number}: {result.ratio}", file=sys.stderr, flush=True)
         results.extend(new)
 
-    if wanted & {"1", "2", "4"}:
+    if wanted & {"1", "2", "4", "6"}:
         wrk.ensure_wrk()
         with (
             bench_environment() as env,
             tempfile.TemporaryDirectory() as logs,
             bench_server(env, Path(logs)) as server,
         ):
+            from bench.api_key_auth import api_key_auth
             from bench.login_storm import login_storm
             from bench.throughput import auth_overhead, users_me
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("1", lambda: [auth_overhead(server, account)]),
                 ("2", lambda: [users_me(server, account)]),
                 ("4", lambda: login_storm(server, account)),
+                ("6", lambda: [api_key_auth(server, account)]),  # bench/api_key_auth.py
             ]
             for number, step in steps:
                 if number in wanted:

@@ -72,15 +72,15 @@ async def _api_key(
     resources: Resources, key: str, *, keys: bool
 ) -> tuple[AccessClaims, UserStatus]:
     try:
-        record = await resources.security.api_keys.authenticate(resources.sessionmaker, key)
+        verified = await resources.security.api_keys.authenticate(resources.sessionmaker, key)
     except TokenRejected:
         raise unauthorized() from None
-    owner = await resources.users.lookup(str(record.owner_id))
+    owner = await resources.users.lookup(verified.record.sub)
     if owner is None or not owner.is_active:
         raise unauthorized()
     if not keys:
         raise _session_required()
-    return record.claims(scopes.for_role(owner.role)), owner
+    return verified.claims(scopes.for_role(owner.role)), owner
 
 
 class _BearerDependency(OAuth2PasswordBearer):

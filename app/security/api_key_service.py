@@ -2,11 +2,11 @@
 
 The format, generation and hashing are `app.security.api_keys` (pure). This is the run-time
 side, built like the access-token path (`app.security.tokens`):
-- `parse` refuses a malformed or mistyped key (prefix, length, alphabet, CRC32) before anything
-  else: no hashing, no lookup;
 - a verified key is cached in process for `CACHE_TTL_SECONDS`, keyed by its SHA-256 (never the
-  plaintext), bounded; a miss is one indexed lookup by the public `lookup_id` and a constant-time
-  comparison of the stored hash;
+  plaintext), bounded: a hit costs one hash and one dict lookup (the key was parsed and matched
+  when it was cached). On a miss, `parse` refuses a malformed or mistyped key (prefix, length,
+  alphabet, CRC32) before any lookup; then one indexed lookup by the public `lookup_id` and a
+  constant-time comparison of the stored hash;
 - revocation is checked on EVERY request against the shared revocation list (the local mirror
   while its channel is live, else Redis, failing closed): deleting a key publishes `key:<id>`
   until every replica's cached copy has expired (`CACHE_TTL_SECONDS` plus a margin), after which
@@ -61,12 +61,14 @@ class KeyRecord:
     owner_id: uuid.UUID
     scopes: frozenset[str]
     expires_at: float | None  # epoch seconds
+    member: str = ""  # its revocation-list member, `key:<id>`
+    sub: str = ""  # the owner id as text (claims, the user status cache)
 
     def claims(self, granted: frozenset[str]) -> AccessClaims:
         """The request's claims: the key's scopes that the owner's role grants now."""
         return AccessClaims(
-            sub=str(self.owner_id),
-            jti=revocation_member(self.id),
+            sub=self.sub,
+            jti=self.member,
             sid=None,
             exp=self.expires_at if self.expires_at is not None else float("inf"),
             claims={"api_key": str(self.id)},
@@ -75,9 +77,26 @@ class KeyRecord:
         )
 
 
+class VerifiedKey:
+    """A key found and matched: its record, and its claims per grant (made once: they are
+    immutable, and building them per request would be a measurable share of the cost)."""
+
+    __slots__ = ("_claims", "record")
+
+    def __init__(self, record: KeyRecord) -> None:
+        self.record = record
+        self._claims: dict[frozenset[str], AccessClaims] = {}
+
+    def claims(self, granted: frozenset[str]) -> AccessClaims:
+        found = self._claims.get(granted)
+        if found is None:
+            found = self._claims[granted] = self.record.claims(granted)
+        return found
+
+
 @dataclass(slots=True)
 class _Cached:
-    record: KeyRecord
+    verified: VerifiedKey
     read_at: float  # monotonic, when the row was read
     written_at: float  # monotonic, when this replica last wrote last_used_at (or -inf)
 
@@ -102,29 +121,31 @@ class ApiKeyService:
     def __len__(self) -> int:
         return len(self._items)
 
-    async def authenticate(self, sessions: Sessions, key: str) -> KeyRecord:
-        """The key's record, or TokenRejected (malformed, unknown, expired or revoked). The
-        caller still checks the owner."""
-        try:
-            parsed = api_keys.parse(key)
-        except api_keys.InvalidApiKey:
-            raise TokenRejected("malformed API key") from None
-        digest = api_keys.hash_key(parsed.key)
+    async def authenticate(self, sessions: Sessions, key: str) -> VerifiedKey:
+        """The key, found and matched, or TokenRejected (malformed, unknown, expired or
+        revoked). The caller still checks the owner."""
+        if len(key) != api_keys.KEY_LENGTH:
+            raise TokenRejected("malformed API key")
+        digest = api_keys.hash_key(key)
         now = time.monotonic()
         cached = self._items.get(digest)
         if cached is None or now - cached.read_at >= self.ttl:
+            try:
+                parsed = api_keys.parse(key)
+            except api_keys.InvalidApiKey:
+                raise TokenRejected("malformed API key") from None
             cached = await self._read(sessions, parsed.lookup_id, digest, now, cached)
         else:
             self._items.move_to_end(digest)
-        record = cached.record
+        record = cached.verified.record
         if record.expires_at is not None and record.expires_at <= time.time():
             raise TokenRejected("expired API key")
-        if await self.revocations.is_revoked((revocation_member(record.id),)):
+        if await self.revocations.is_revoked((record.member,)):
             raise TokenRejected("revoked API key")
         if now - cached.written_at >= LAST_USED_RESOLUTION_SECONDS:
             cached.written_at = now
             await self._touch(sessions, record.id)
-        return record
+        return cached.verified
 
     async def _read(
         self,
@@ -140,9 +161,16 @@ class ApiKeyService:
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             raise TokenRejected("unknown API key")
         expires = row.expires_at.timestamp() if row.expires_at is not None else None
-        record = KeyRecord(row.id, row.owner_id, frozenset(row.scopes), expires)
+        record = KeyRecord(
+            row.id,
+            row.owner_id,
+            frozenset(row.scopes),
+            expires,
+            revocation_member(row.id),
+            str(row.owner_id),
+        )
         written = stale.written_at if stale is not None else float("-inf")
-        cached = _Cached(record, now, written)
+        cached = _Cached(VerifiedKey(record), now, written)
         self._items[digest] = cached
         while len(self._items) > self.size:
             self._items.popitem(last=False)

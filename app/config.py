@@ -39,6 +39,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.keys.data import DataKeyRing, data_ring_checks, new_dev_data_ring
+from app.keys.kms import parse_data_keys_blocking
 from app.keys.signing import KeyRing, new_dev_ring, parse_ring, ring_checks
 from app.secrets import ConfigProblem, SecretInput, SecretRegistry, SecretSpec
 from app.secrets.checks import (
@@ -97,6 +99,19 @@ SMTP_PASSWORD = SecretSpec[str](
     # No dev generator: a random value is useless, the mail server's account sets it.
 )
 
+DATA_KEYS = SecretSpec[DataKeyRing](
+    name="DATA_KEYS",
+    description="A256GCM data keys sealing the secrets kept in the database (TOTP seeds): a "
+    "JWK Set, or its envelope form wrapped by a KMS key (unwrapped here, once per value)",
+    # Runs in a thread once per NEW value (startup, rotation): KMS calls never per request.
+    parse=parse_data_keys_blocking,
+    check=data_ring_checks,
+    # An encrypted column exists (users.mfa_secret): production must keep its keys. Elsewhere
+    # a throwaway ring is generated (with a warning), so a fresh clone and the tests just run.
+    required="production",
+    generate=new_dev_data_ring,
+)
+
 #: Every secret, in the order `config check` shows them. Declare a new one here (and say what
 #: it is for in .env.example and docs/secrets.md): that is all it takes.
 SECRETS = SecretRegistry(
@@ -104,6 +119,7 @@ SECRETS = SecretRegistry(
     DATABASE_CREDENTIALS,
     REDIS_PASSWORD,
     JWT_KEYS,
+    DATA_KEYS,
     METRICS_TOKEN,
     SMTP_PASSWORD,
 )
@@ -261,6 +277,8 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = Field(1800, gt=0)
     email_verify_ttl_seconds: int = Field(86_400, gt=0)
     require_verified_email: bool = False
+    # The name authenticator apps show next to a TOTP entry (the otpauth URI's issuer).
+    mfa_issuer: str = Field("fastapi-secrets-template", min_length=1, max_length=64)
 
     # Server
     host: str = "127.0.0.1"
@@ -277,6 +295,9 @@ class Settings(BaseSettings):
     # Development and test only: without METRICS_TOKEN, these networks may scrape. Production
     # answers /metrics to the token alone (a local proxy connects from loopback too).
     metrics_allowed_networks: str = "127.0.0.0/8,::1/128"
+    # How often sealed values are counted per data key (`data_key_values`): one GROUP BY per
+    # encrypted column, in the background.
+    data_key_metrics_seconds: float = Field(60.0, gt=0)
     # Tracing is off unless an OTLP endpoint is configured (needs the `[otel]` extra).
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "fastapi-secrets-template"

@@ -22,7 +22,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.errors import install_error_handlers
 from app.api.headers import SecurityHeaders, behind_trusted_proxies
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import account, admin, auth, health, items, jwks, metrics, users
+from app.api.routes import (
+    account,
+    admin,
+    api_keys,
+    auth,
+    health,
+    items,
+    jwks,
+    metrics,
+    mfa,
+    users,
+)
 from app.cache import create_redis
 from app.config import SECRETS, Settings
 from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_recycle_seconds
@@ -102,7 +113,9 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(items.router)
+    app.include_router(api_keys.router)
     app.include_router(auth.router)
+    app.include_router(mfa.router)
     app.include_router(jwks.router)
     app.include_router(account.router)
     app.include_router(admin.router)

@@ -62,6 +62,7 @@ class UserStatus:
     is_active: bool
     role: str
     email_verified: bool
+    mfa_enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class UserStatusCache(LiveMirror):
         # Built once: per-call statement construction and cache-key generation would cost more
         # than the round trip itself.
         self._query = sql_select(
-            User.id, User.email, User.is_active, User.role, User.email_verified
+            User.id, User.email, User.is_active, User.role, User.email_verified, User.mfa_enabled
         ).where(User.id == bindparam("user_id"))
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._epoch = 0  # +1 per notification received

@@ -1,6 +1,6 @@
 """`python -m bench`: run every target, print one line each, write `bench/results.md`.
 
-Usage: python -m bench [--only 0,1,2,3,4,5,6]
+Usage: python -m bench [--only 0,1,2,3,4,5,6,7]
 Exit status is 0 when the benchmarks ran (whatever their verdicts), 1 when one could not run,
 or with --strict when any target failed. Every run, partial or not, appends one line to
 `bench/history.jsonl` (commit, load, every ratio), so a regression shows as a changed ratio.
@@ -29,7 +29,7 @@ from bench.services import (
     signed_in_account,
 )
 
-ALL = "0,1,2,3,4,5,6"
+ALL = "0,1,2,3,4,5,6,7"
 
 _CLOUD_LINE = re.compile(
     r"^5\. (?P<name>[^:]+): (?P<ratio>[\d.]+) (?P<detail>\(.*\))\s+"
@@ -97,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  measured {result.number}: {result.ratio}", file=sys.stderr, flush=True)
         results.extend(new)
 
-    if wanted & {"0", "1", "2", "4", "6"}:
+    if wanted & {"0", "1", "2", "4", "6", "7"}:
         wrk.ensure_wrk()
         with (
             bench_environment() as env,
             tempfile.TemporaryDirectory() as logs,
             contextlib.ExitStack() as servers,
         ):
+            from bench.api_key_auth import api_key_auth
             from bench.login_storm import login_storm
             from bench.throughput import against_bare, auth_overhead, workers
 
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                     for n in ("1", "2")
                 )
                 emit([workers(one, two, account, cpu_count())])
+            if "7" in wanted:  # bench/api_key_auth.py
+                emit([api_key_auth(warning, account)])
     if "3" in wanted:
         from bench.keyring_cost import keyring_size
 

@@ -79,9 +79,23 @@ def jwt_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
+@pytest.fixture(scope="session")
+def data_keys() -> str:
+    """One data-key ring for the run: replicas of one test share it, as real ones do (a ring
+    generated per app would not open what another app sealed)."""
+    from app.keys.data import new_dev_data_ring
+
+    return new_dev_data_ring()
+
+
 @pytest.fixture
 def make_settings(
-    database_url: str, redis_url: str, redis_prefix: str, jwt_secret: str, tmp_path: Path
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    jwt_secret: str,
+    data_keys: str,
+    tmp_path: Path,
 ) -> SettingsFactory:
     """Settings for the test services; keyword overrides win. Never reads a `.env`."""
 
@@ -92,6 +106,7 @@ def make_settings(
             "redis_url": redis_url,
             "redis_key_prefix": redis_prefix,
             "jwt_keys": jwt_secret,
+            "data_keys": data_keys,
             "secrets_dir": str(tmp_path / "no-secrets-dir"),
             "secrets_refresh_seconds": 1,
             **GENEROUS_RATE_LIMITS,
@@ -150,7 +165,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def server_env(
-    database_url: str, redis_url: str, redis_prefix: str, jwt_secret: str
+    database_url: str, redis_url: str, redis_prefix: str, jwt_secret: str, data_keys: str
 ) -> dict[str, str]:
     """Environment for a `python -m app serve` process on the test services."""
     from tests.support.server import base_env
@@ -161,4 +176,5 @@ def server_env(
         REDIS_URL=redis_url,
         REDIS_KEY_PREFIX=redis_prefix,
         JWT_KEYS=jwt_secret,
+        DATA_KEYS=data_keys,
     )

@@ -64,6 +64,13 @@ class Canaries:
             if name == "DATABASE_CREDENTIALS":
                 # The shared test PostgreSQL trusts every password; the user must exist.
                 values[name] = json.dumps({"username": "postgres", "password": canary})
+            elif name == "DATA_KEYS":
+                # A ring must parse: the canary is the key material (32 random bytes).
+                material = secrets.token_bytes(32)
+                canary = base64.urlsafe_b64encode(material).decode().rstrip("=")
+                canaries[-1] = canary
+                jwk = {"kty": "oct", "alg": "A256GCM", "kid": "canary", "k": canary}
+                values[name] = json.dumps({"keys": [jwk]})
             else:
                 values[name] = canary
         return cls(values, canaries)

@@ -1,6 +1,6 @@
 """Migrations: the migrated schema is exactly what `app/models.py` declares (so autogenerate has
 nothing to add), downgrade and upgrade again work, the new constraints hold, and the users
-NOTIFY trigger of 0002 fires for the columns 0003 added."""
+NOTIFY trigger of 0002 fires for the columns 0003 and 0004 added."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ async def test_downgrade_to_0002_and_upgrade_again() -> None:
             }
         finally:
             await connection.close()
-        assert not {"items", "account_tokens"} & tables
-        assert not {"role", "email_verified"} & columns
+        assert not {"items", "account_tokens", "api_keys", "mfa_recovery_codes"} & tables
+        assert not {"role", "email_verified", "mfa_secret", "mfa_enabled"} & columns
         await asyncio.to_thread(command.upgrade, config, "head")
     finally:
         await drop_database(url)
@@ -131,7 +131,10 @@ async def test_new_columns_have_defaults_and_constraints(database_url: str) -> N
         await connection.close()
 
 
-@pytest.mark.parametrize("change", ["role = 'admin'", "email_verified = true", "is_active = false"])
+@pytest.mark.parametrize(
+    "change",
+    ["role = 'admin'", "email_verified = true", "is_active = false", "mfa_last_step = 1"],
+)
 async def test_users_changed_is_notified_for_role_and_verification(
     database_url: str, change: str
 ) -> None:
@@ -146,3 +149,39 @@ async def test_users_changed_is_notified_for_role_and_verification(
     finally:
         await listener.close()
         await writer.close()
+
+
+async def test_mfa_and_api_key_constraints(database_url: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        user_id = await _user(connection)
+        row = await connection.fetchrow(
+            "SELECT mfa_secret, mfa_enabled, mfa_last_step FROM users WHERE id = $1", user_id
+        )
+        assert tuple(row) == (None, False, None)
+        with pytest.raises(asyncpg.CheckViolationError):  # enabled needs a seed
+            await connection.execute("UPDATE users SET mfa_enabled = true WHERE id = $1", user_id)
+        insert_code = "INSERT INTO mfa_recovery_codes (id, user_id, code_hash) VALUES ($1, $2, $3)"
+        await connection.execute(insert_code, uuid.uuid4(), user_id, "c" * 64)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await connection.execute(insert_code, uuid.uuid4(), user_id, "c" * 64)
+        insert_key = (
+            "INSERT INTO api_keys (id, owner_id, name, lookup_id, key_hash) "
+            "VALUES ($1, $2, 'ci', $3, $4)"
+        )
+        await connection.execute(insert_key, uuid.uuid4(), user_id, "abcdefghij", "d" * 64)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await connection.execute(insert_key, uuid.uuid4(), user_id, "abcdefghij", "e" * 64)
+        scopes = await connection.fetchval(
+            "SELECT scopes FROM api_keys WHERE owner_id = $1", user_id
+        )
+        assert scopes == []
+        await connection.execute("DELETE FROM users WHERE id = $1", user_id)
+        for table, column in (("mfa_recovery_codes", "user_id"), ("api_keys", "owner_id")):
+            left = await connection.fetchval(
+                f"SELECT count(*) FROM {table} WHERE {column} = $1",  # noqa: S608 - constants
+                user_id,
+            )
+            assert left == 0, table
+    finally:
+        await connection.close()

@@ -10,13 +10,29 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import config_cmd, keys_cmd, openapi_cmd, secrets_cmd, server_cmd, users_cmd
+from app.cli import (
+    config_cmd,
+    data_cmd,
+    keys_cmd,
+    openapi_cmd,
+    secrets_cmd,
+    server_cmd,
+    users_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
-    for module in (server_cmd, config_cmd, secrets_cmd, keys_cmd, users_cmd, openapi_cmd):
+    for module in (
+        server_cmd,
+        config_cmd,
+        secrets_cmd,
+        keys_cmd,
+        data_cmd,
+        users_cmd,
+        openapi_cmd,
+    ):
         module.register(commands)
     return parser
 

@@ -106,7 +106,7 @@ def _secret_rows(store: SecretStore) -> list[Row]:
             rows.append((name, entry.source, status, detail))
         elif binding is not None:  # resolved fine, but the set as a whole was refused
             rows.append((name, binding.source, "ok", binding.origin))
-        elif spec.required:
+        elif spec.required_in(store.config.is_production):
             rows.append(
                 (name, "-", "missing", "required: set it, its _FILE, or a file in SECRETS_DIR")
             )

@@ -1,4 +1,5 @@
-"""`keys generate | rotate | retire`: manage a JWT key-ring file (a JWK Set, SPEC section 4).
+"""`keys generate | rotate | retire`: manage a JWT key-ring file (a JWK Set, SPEC section 4), or
+with `--alg A256GCM` a `DATA_KEYS` ring (SPEC section 7; `app.cli.keys_data` says what differs).
 
 `rotate` and `retire` rewrite the file atomically (temp file in the same directory, fsync,
 rename), keeping its permissions, so a server polling the file sees the old ring or the new one,
@@ -20,16 +21,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.cli import keys_data
 from app.cli.keys_ref import added_message, rotate_ref_command
+from app.keys.data import ALG as DATA_ALG
+from app.keys.data import DataKeyError, new_data_jwk
 from app.keys.signing import ALGORITHMS, KeyRing, KeyRingError, new_jwk
 
 DEFAULT_ALG = "EdDSA"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = commands.add_parser("keys", help="generate, rotate and retire JWT signing keys")
+    keys = commands.add_parser(
+        "keys", help="generate, rotate and retire JWT signing keys (or A256GCM data keys)"
+    )
     actions = keys.add_subparsers(dest="action", required=True, metavar="<action>")
-    algs = list(ALGORITHMS)
+    algs = [*ALGORITHMS, DATA_ALG]
 
     generate = actions.add_parser("generate", help="print a new private JWK")
     generate.add_argument("--alg", choices=algs, default=DEFAULT_ALG)
@@ -54,18 +60,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="the new key verifies at once and signs from now + SECONDS",
+        help="the new key verifies at once and signs (or encrypts) from now + SECONDS",
+    )
+    rotate.add_argument(
+        "--kms",
+        metavar="REFERENCE",
+        help=f"with --alg {DATA_ALG} and a new file: start the envelope form, wrapping the keys "
+        "with this KMS key (aws-kms://, gcp-kms://, azure-kv-key://, vault-transit://)",
     )
     rotate.set_defaults(handler=rotate_command)
 
-    retire = actions.add_parser("retire", help="drop keys that stopped signing > N s ago")
+    retire = actions.add_parser(
+        "retire",
+        help="drop keys that stopped signing > N s ago (data keys: only once no value uses them)",
+    )
     retire.add_argument("--file", required=True, type=Path)
     retire.add_argument("--keep-seconds", required=True, type=float, metavar="N")
     retire.set_defaults(handler=retire_command)
 
 
 def generate_command(args: argparse.Namespace) -> int:
-    print(json.dumps(new_jwk(args.alg), indent=2))
+    document = new_data_jwk() if args.alg == DATA_ALG else new_jwk(args.alg)
+    print(json.dumps(document, indent=2))
     return 0
 
 
@@ -84,10 +100,15 @@ def read_ring_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def write_ring_atomically(path: Path, keys: list[dict[str, Any]]) -> None:
-    """Validate, then temp file + fsync + rename. The result is 0600 whatever the old mode was
-    (SPEC section 5: a key ring is readable by its owner only); the owner is kept."""
+    """Validate, then write (`write_text_atomically`)."""
     text = json.dumps({"keys": keys}, indent=2) + "\n"
     KeyRing.parse(text)
+    write_text_atomically(path, text)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Temp file + fsync + rename. The result is 0600 whatever the old mode was (SPEC section
+    5: a key ring is readable by its owner only); the owner is kept."""
     try:
         owner: tuple[int, int] | None = (path.stat().st_uid, path.stat().st_gid)
     except FileNotFoundError:
@@ -118,8 +139,12 @@ def write_ring_atomically(path: Path, keys: list[dict[str, Any]]) -> None:
 
 
 def rotate_command(args: argparse.Namespace) -> int:
+    if args.kms is not None and args.alg != DATA_ALG:
+        return _fail(f"--kms wraps data keys: use it with --alg {DATA_ALG}")
     if args.ref is not None:
         return rotate_ref_command(args)
+    if args.alg == DATA_ALG:
+        return keys_data.rotate_command(args, write_text_atomically)
     try:
         keys = read_ring_documents(args.file) if args.file.exists() else []
         new = new_jwk(args.alg, activate_in=args.activate_in)
@@ -152,6 +177,13 @@ def stopped_signing(ring: KeyRing) -> dict[str, float | None]:
 
 
 def retire_command(args: argparse.Namespace) -> int:
+    try:
+        document = keys_data.read_document(args.file)
+    except DataKeyError:
+        document = None  # not JSON: raw HMAC secrets, a JWT ring
+    if keys_data.is_data_document(document):
+        assert document is not None
+        return keys_data.retire_command(args, document, write_text_atomically)
     try:
         keys = read_ring_documents(args.file)
         ring = KeyRing.parse(json.dumps({"keys": keys}))

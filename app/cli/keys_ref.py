@@ -14,6 +14,10 @@ import sys
 from typing import Any
 
 from app.cli.common import load_settings, report
+from app.cli.keys_data import add_data_key
+from app.cli.keys_data import added_message as added_data_message
+from app.keys.data import ALG as DATA_ALG
+from app.keys.data import DataKeyError
 from app.keys.signing import KeyRing, KeyRingError, new_jwk
 from app.secrets import ConfigError
 from app.secrets.errors import SecretFetchError
@@ -37,6 +41,8 @@ def added_message(new: dict[str, Any], count: int, where: object) -> str:
 
 
 def rotate_ref_command(args: argparse.Namespace) -> int:
+    if args.alg == DATA_ALG:
+        return _rotate_data_ref(args)
     ring: list[dict[str, Any]] = []  # as written, the new key first
 
     def add_key(current: str | None) -> str:
@@ -57,6 +63,33 @@ def rotate_ref_command(args: argparse.Namespace) -> int:
         return 1
     print(
         f"{added_message(ring[0], len(ring), written.reference)} "
+        f"(version {written.previous_version or '-'} -> {written.version or '-'})"
+    )
+    return 0
+
+
+def _rotate_data_ref(args: argparse.Namespace) -> int:
+    """`keys rotate --ref R --alg A256GCM`: the same for a DATA_KEYS ring kept in a manager."""
+    added: list[Any] = []
+
+    def add_key(current: str | None) -> str:
+        text, new, count, kms = add_data_key(current, args.activate_in, args.kms)
+        added[:] = [new, count, kms]
+        return text
+
+    try:
+        settings = load_settings()
+        written: Written = asyncio.run(update_secret(settings, args.ref, add_key))
+    except ConfigError as exc:
+        return report(exc)
+    except (SecretFetchError, DataKeyError, MissingExtraError) as exc:
+        kind = getattr(exc, "kind", "error")
+        prefix = f"{kind}: " if kind != "error" else ""
+        print(f"keys: {args.ref}: {prefix}{exc}", file=sys.stderr)
+        return 1
+    new, count, kms = added
+    print(
+        f"{added_data_message(new, count, kms, written.reference)} "
         f"(version {written.previous_version or '-'} -> {written.version or '-'})"
     )
     return 0

@@ -44,6 +44,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.keys.signing import MAX_KID_LENGTH, b64url, jwk_thumbprint
+from app.secrets.spec import CheckContext
 
 ALG = "A256GCM"
 KEY_BYTES = 32
@@ -419,3 +420,16 @@ def wrap_jwk(jwk: Mapping[str, Any], kms_reference: str, wrap: Wrapper) -> dict[
     document = {k: v for k, v in jwk.items() if k != "k"}
     document.update({"kid": key.kid, "wrapped_k": b64url(wrapped)})
     return document
+
+
+def new_dev_data_ring() -> str:
+    """A JWK Set with one fresh A256GCM key: what `secrets init` writes for `DATA_KEYS`, and
+    what development and test generate when it is missing (values sealed under it are lost
+    with it: fine for a throwaway database, never for a real one)."""
+    return json.dumps({"keys": [new_data_jwk()]}, indent=2)
+
+
+def data_ring_checks(ring: DataKeyRing, context: CheckContext) -> list[str]:
+    """Production refuses keys that were not generated at random (`weak_key_problems`); the
+    256-bit length is enforced when the ring is parsed, in every environment."""
+    return ring.weak_key_problems() if context.production else []

@@ -42,6 +42,12 @@ PASSWORD_RESET = "account.password_reset"  # noqa: S105  # pragma: allowlist sec
 EMAIL_VERIFIED = "account.email_verified"
 ACCOUNT_DELETED = "account.deleted"
 USER_UPDATED = "admin.user_updated"
+MFA_CHALLENGED = "auth.mfa_challenged"
+MFA_ENABLED = "account.mfa_enabled"
+MFA_DISABLED = "account.mfa_disabled"
+MFA_RECOVERY_CODE_USED = "auth.mfa_recovery_code_used"
+API_KEY_CREATED = "account.api_key_created"
+API_KEY_DELETED = "account.api_key_deleted"
 
 
 def audit(event: str, **fields: Any) -> None:
@@ -145,3 +151,32 @@ def account_deleted(*, user_id: object) -> None:
 def user_updated(*, user_id: object, by: object, changes: list[str]) -> None:
     """An admin changed an account (`changes` names the fields, never their values)."""
     audit(USER_UPDATED, user_id=str(user_id), by=str(by), changes=changes)
+
+
+# ---- second factor and API keys --------------------------------------------------------------
+
+
+def mfa_challenged(*, user_id: object) -> None:
+    """The password was right and the account has MFA on: an mfa_token was handed out."""
+    audit(MFA_CHALLENGED, user_id=str(user_id))
+
+
+def mfa_enabled(*, user_id: object) -> None:
+    audit(MFA_ENABLED, user_id=str(user_id))
+
+
+def mfa_disabled(*, user_id: object) -> None:
+    audit(MFA_DISABLED, user_id=str(user_id))
+
+
+def mfa_recovery_code_used(*, user_id: object) -> None:
+    """A login completed with a recovery code (each works once): worth a look if unexpected."""
+    audit(MFA_RECOVERY_CODE_USED, user_id=str(user_id))
+
+
+def api_key_created(*, user_id: object, key_id: object, scopes: list[str]) -> None:
+    audit(API_KEY_CREATED, user_id=str(user_id), key_id=str(key_id), scopes=scopes)
+
+
+def api_key_deleted(*, user_id: object, key_id: object) -> None:
+    audit(API_KEY_DELETED, user_id=str(user_id), key_id=str(key_id))

@@ -70,7 +70,7 @@ class Metrics:
         self.auth_logins = Counter("auth_logins", "Successful logins.", registry=r)
         self.auth_login_failures = Counter(
             "auth_login_failures",
-            "Failed logins (unknown account or wrong password).",
+            "Failed logins (unknown account or wrong password; a wrong second-factor code).",
             ["reason"],
             registry=r,
         )
@@ -85,7 +85,7 @@ class Metrics:
             registry=r,
         )
         self.auth_logouts = Counter("auth_logouts", "Logouts.", registry=r)
-        for reason in ("invalid_credentials", "inactive"):
+        for reason in ("invalid_credentials", "inactive", "invalid_mfa_code"):
             self.auth_login_failures.labels(reason=reason)  # present from 0, for increase()
         self.mails_sent = Counter(
             "mail_sent",

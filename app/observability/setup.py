@@ -29,6 +29,7 @@ from app.observability.collectors import (
     SecretAgeCollector,
     summarize_ring,
 )
+from app.observability.data_keys import DataKeyUsage
 from app.observability.metrics import Metrics
 from app.observability.middleware import RequestObservabilityMiddleware
 from app.observability.tracing import check_tracing_available, instrument_app, instrument_resources
@@ -59,7 +60,8 @@ class Observability:
         self, store: SecretStore, engine: AsyncEngine, redis: Redis
     ) -> AsyncIterator[None]:
         """Follow the live resources (scrape-time gauges, secret refresh metrics, key-ring
-        audit, database and Redis spans) until the block ends, then let go of them."""
+        audit, sealed values per data key, database and Redis spans) until the block ends,
+        then let go of them."""
         async with AsyncExitStack() as stack:
             for collector in (
                 SecretAgeCollector(store),
@@ -69,6 +71,10 @@ class Observability:
                 stack.callback(self.metrics.add_scrape_collector(collector))
             stack.callback(self.metrics.track_store(store))
             stack.callback(watch_key_ring(store))
+            usage = DataKeyUsage(engine, store, self.settings.data_key_metrics_seconds)
+            stack.callback(self.metrics.add_scrape_collector(usage))
+            usage.start()  # one GROUP BY per sealed column, every DATA_KEY_METRICS_SECONDS
+            stack.push_async_callback(usage.aclose)
             if self._tracer_provider is not None:
                 tracing = instrument_resources(self._tracer_provider, engine, redis)
                 stack.callback(tracing.shutdown)

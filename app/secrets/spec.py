@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import SecretStr
 
@@ -46,8 +46,13 @@ class SecretSpec(Generic[T]):
       (at startup and on each rotation), never per request.
     - `check` returns problems with a parsed value (production strength rules); an empty result
       accepts it. A rotated value with problems is refused and the last good one kept.
+    - `required=True`: startup fails without it, except that a development process generates
+      a missing one (with a warning). `required="production"`: only production requires it;
+      development AND test processes generate a missing one (with a warning). For secrets whose
+      absence would switch a feature off rather than break it (the data-key ring: without it
+      nothing could be sealed), while a throwaway value is fine for a local run or a test.
     - `generate` makes a strong development value: `secrets init` writes one for every secret
-      that has it, and a development process generates missing REQUIRED ones (with a warning).
+      that has it, and a process generates missing REQUIRED ones as said above.
     - `hot_reload=False` reads the value once at startup (the refresher leaves it alone).
     """
 
@@ -55,7 +60,7 @@ class SecretSpec(Generic[T]):
     description: str
     parse: Callable[[str], T]
     check: Callable[[T, CheckContext], Sequence[str]] = _no_checks
-    required: bool = False
+    required: bool | Literal["production"] = False
     hot_reload: bool = True
     generate: Callable[[], str] | None = None
 
@@ -66,6 +71,23 @@ class SecretSpec(Generic[T]):
             raise ValueError(f"secret name {self.name!r} must not end in _FILE (that is its path)")
         if not callable(self.parse):
             raise TypeError(f"secret {self.name}: parse must be callable")
+        if self.required not in (True, False, "production"):
+            raise ValueError(f"secret {self.name}: required must be True, False or 'production'")
+        if self.required == "production" and self.generate is None:
+            # Outside production it is generated when missing: it needs a generator.
+            raise ValueError(f"secret {self.name}: required='production' needs `generate`")
+
+    def required_in(self, production: bool) -> bool:
+        """Whether a process in this environment must have the secret (before generating)."""
+        return self.required is True or (self.required == "production" and production)
+
+    def generated_in(self, app_env: str) -> bool:
+        """Whether a missing required secret is generated in `app_env` (never in production)."""
+        if self.generate is None or app_env == "production":
+            return False
+        if self.required == "production":
+            return True
+        return self.required is True and app_env == "development"
 
     @property
     def file_variable(self) -> str:

@@ -73,11 +73,13 @@ class Credentials:
     is_active: bool
     role: str
     email_verified: bool
+    mfa_enabled: bool
     password_hash: str = field(repr=False)
 
 
 _CREDENTIALS = (
-    User.id, User.email, User.is_active, User.role, User.email_verified, User.password_hash
+    User.id, User.email, User.is_active, User.role, User.email_verified, User.mfa_enabled,
+    User.password_hash,
 )  # fmt: skip
 
 

@@ -52,12 +52,18 @@ redis.call('EXPIRE', KEYS[3], flight_ttl)
 return {2, 0}
 """
 
-# KEYS as above; ARGV[1] = 1 when the password was right (its count is given back).
+# KEYS as above; ARGV[1] = 1 when the login succeeded (its count is given back and this client's
+# failures are cleared), 2 when its step succeeded but the login is not complete yet (a right
+# password before the second factor: only its own count is given back), 0 when it failed.
 _FINISH = """
 if tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then redis.call('DECR', KEYS[3]) end
 if ARGV[1] == '1' then
   redis.call('DEL', KEYS[1])
   if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+elseif ARGV[1] == '2' then
+  for i = 1, 2 do
+    if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+  end
 end
 return 1
 """
@@ -107,8 +113,11 @@ class LoginLimiter:
         code = int(verdict)
         return Attempt(keys, allowed=code == 2, retry_after=max(int(retry), 1), busy=code == 1)
 
-    async def finish(self, attempt: Attempt, *, succeeded: bool) -> None:
-        """The password check is over; a success gives its count back and clears this client's
-        failures on the account."""
+    async def finish(self, attempt: Attempt, *, succeeded: bool, partial: bool = False) -> None:
+        """The password (or code) check is over; a success gives its count back and clears this
+        client's failures on the account. `partial`: the check succeeded but the login needs a
+        second factor, so only this attempt's count is given back: earlier failures stay, or a
+        right password would reset the count of wrong codes guessed after it."""
         if attempt.allowed:
-            await self._finish(keys=list(attempt.keys), args=["1" if succeeded else "0"])
+            outcome = ("2" if partial else "1") if succeeded else "0"
+            await self._finish(keys=list(attempt.keys), args=[outcome])

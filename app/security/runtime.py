@@ -8,8 +8,10 @@ from redis.asyncio import Redis
 
 from app.config import JWT_KEYS, Settings
 from app.secrets import SecretStore
+from app.security.api_key_service import ApiKeyService
 from app.security.identities import Identities
 from app.security.login_limit import LoginLimiter
+from app.security.mfa import Mfa
 from app.security.passwords import PasswordHasher
 from app.security.rate_limits import RateLimits
 from app.security.refresh import MAC_PURPOSE, RefreshFamilies
@@ -26,6 +28,8 @@ class Security:
     login_limit: LoginLimiter
     rate_limits: RateLimits
     identities: Identities
+    mfa: Mfa
+    api_keys: ApiKeyService
 
     @classmethod
     def create(cls, settings: Settings, store: SecretStore, redis: Redis) -> Security:
@@ -43,8 +47,9 @@ class Security:
             family_max_age=settings.refresh_family_max_age_seconds,
             keys=family_keys,
         )
+        tokens = TokenService(settings, store, revocations, families)
         return cls(
-            tokens=TokenService(settings, store, revocations, families),
+            tokens=tokens,
             revocations=revocations,
             families=families,
             passwords=PasswordHasher(),
@@ -65,6 +70,8 @@ class Security:
                 },
             ),
             identities=Identities(store),
+            mfa=Mfa(settings, store, redis, prefix, tokens),
+            api_keys=ApiKeyService(revocations),
         )
 
     def start(self) -> None:

@@ -44,9 +44,13 @@ class AccessClaims:
     exp: float
     claims: dict[str, Any]
     scopes: frozenset[str] = frozenset()
+    #: Set when the request authenticated with an API key (`jti` is then `key:<id>`).
+    api_key_id: str | None = None
 
     @property
     def revocation_members(self) -> tuple[str, ...]:
+        if self.api_key_id is not None:
+            return (self.jti,)
         if self.sid is None:
             return (f"jti:{self.jti}",)
         return (f"jti:{self.jti}", f"sid:{self.sid}")

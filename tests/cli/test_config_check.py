@@ -64,8 +64,13 @@ def test_problems_exit_1_with_the_table_and_one_line_each(tmp_path: Path) -> Non
     assert table["REDIS_PASSWORD"][:2] == ["file", "error"]
     assert table["DATABASE_PASSWORD"][:2] == ["-", "not"]
     errors = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
-    assert len(errors) == 2
+    assert len(errors) == 3
     assert any(line.startswith("config error: JWT_KEYS (from env JWT_KEYS)") for line in errors)
+    # Production requires the data keys; nothing is generated there.
+    assert table["DATA_KEYS"][:2] == ["-", "error"]
+    assert any(
+        "DATA_KEYS (searched" in line and "required in production" in line for line in errors
+    )
     assert any(
         line.startswith("config error: REDIS_PASSWORD (from REDIS_PASSWORD_FILE=")
         for line in errors

@@ -30,7 +30,9 @@ def values(directory: Path) -> dict[str, str]:
 
 
 def test_the_declared_generators_are_the_files() -> None:
-    assert {"jwt_keys", "database_password", "redis_password", "metrics_token"} <= set(FILES)
+    assert {"jwt_keys", "data_keys", "database_password", "redis_password", "metrics_token"} <= set(
+        FILES
+    )
     assert "database_credentials" not in FILES  # no generator: a lease is not a dev value
 
 

@@ -4,6 +4,7 @@ never the value."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import subprocess
@@ -17,11 +18,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from app.keys.data import new_dev_data_ring
 from app.secrets.checks import is_placeholder
 from tests.support.server import PRODUCTION, ROOT, base_env
 from tests.support.services import TEST_REDIS_URL
 
 GOOD_KEY = "startup-" + secrets.token_urlsafe(40)  # strong: production takes it
+GOOD_DATA_KEYS = new_dev_data_ring()  # random 256-bit keys: production takes them
 
 #: Seconds a failing start may take: generous for a busy machine, far below a network hang.
 STARTUP_BUDGET = 20
@@ -51,6 +54,11 @@ def _weak_rsa_ring() -> str:
     jwk = json.loads(RSAAlgorithm.to_jwk(key))
     jwk.update({"kid": "weak-rsa", "alg": "RS256"})
     return json.dumps({"keys": [jwk]})
+
+
+def _data_ring(material: bytes) -> str:
+    k = base64.urlsafe_b64encode(material).decode().rstrip("=")
+    return json.dumps({"keys": [{"kty": "oct", "alg": "A256GCM", "kid": "startup", "k": k}]})
 
 
 CASES: dict[str, Case] = {
@@ -134,6 +142,24 @@ CASES: dict[str, Case] = {
         {"METRICS_TOKEN": "too little entropy"},
         secret_values=["ab" * 20],
     ),
+    "production-data-keys-missing": Case(
+        lambda tmp: dict(PRODUCTION),
+        {"DATA_KEYS": "is required in production but not set"},
+        remove=("DATA_KEYS",),
+    ),
+    "data-keys-not-a-ring": Case(
+        lambda tmp: {"DATA_KEYS": "data-keys-" + "d" * 40},
+        {"DATA_KEYS": "not valid JSON"},
+        secret_values=["data-keys-" + "d" * 40],
+    ),
+    "data-keys-128-bit-key": Case(
+        lambda tmp: {"DATA_KEYS": _data_ring(secrets.token_bytes(16))},
+        {"DATA_KEYS": "exactly 256 bits"},
+    ),
+    "production-typed-data-key": Case(
+        lambda tmp: {**PRODUCTION, "DATA_KEYS": _data_ring(b"typed-by-hand-not-random-32bytes")},
+        {"DATA_KEYS": "printable text"},
+    ),
     "production-template-claims": Case(
         lambda tmp: {"APP_ENV": "production", "JWT_ISSUER": "app"},
         {"JWT_ISSUER": "(from env)", "JWT_AUDIENCE": "(from default)"},
@@ -163,6 +189,14 @@ def _escaping_link(tmp: Path) -> dict[str, str]:
     return {"SECRETS_DIR": str(mount)}
 
 
+def _key_material(ring: str) -> list[str]:
+    """The `k` members of a DATA_KEYS value (what must never be printed)."""
+    try:
+        return [key["k"] for key in json.loads(ring)["keys"] if key.get("k")]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_startup_fails_fast_with_one_line_per_problem(
     name: str, tmp_path: Path, database_url: str
@@ -172,6 +206,7 @@ def test_startup_fails_fast_with_one_line_per_problem(
         DATABASE_URL=database_url,
         REDIS_URL=TEST_REDIS_URL,
         JWT_KEYS=GOOD_KEY,
+        DATA_KEYS=GOOD_DATA_KEYS,
         PORT="0",
     )
     env.update(case.prepare(tmp_path))
@@ -184,6 +219,7 @@ def test_startup_fails_fast_with_one_line_per_problem(
             for k, v in env.items()
             if k in {"JWT_KEYS", "REDIS_PASSWORD", "DATABASE_PASSWORD"} and v
         ),
+        *_key_material(env.get("DATA_KEYS", "")),
     ]
     # Both commands at once, so the suite stays quick. The budget is generous (a loaded 2-core
     # machine must not fail it) yet far below any network timeout a hang would mean.

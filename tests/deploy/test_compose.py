@@ -19,6 +19,7 @@ NEEDS = {
     "redis_password": {"redis", "migrate", "app"},
     "jwt_keys": {"migrate", "app"},
     "metrics_token": {"migrate", "app"},
+    "data_keys": {"migrate", "app"},
 }
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|JWT_KEYS|CREDENTIALS|PRIVATE", re.IGNORECASE)
 

@@ -370,7 +370,7 @@ def test_external_secrets_produce_the_secrets_the_pods_mount(
                 assert item["remoteRef"]["key"], item
             targets[doc["spec"]["target"]["name"]] = keys
     assert targets == {
-        "app-secrets": {"database_password", "redis_password"},
+        "app-secrets": {"database_password", "redis_password", "data_keys"},
         "app-jwt-keys": {"jwt_keys"},
     }
     # No ClusterSecretStore: the identity is usable from this namespace only.
@@ -411,7 +411,7 @@ def test_in_app_variant_has_no_secret_volume_and_uses_references(
     for name, spec in pod_specs(docs):
         assert not _secret_volumes(spec), name
     config = find(docs, "ConfigMap", "app-config")["data"]
-    for setting in ("DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS"):
+    for setting in ("DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS", "DATA_KEYS"):
         assert config[setting].startswith("aws-sm://"), setting
     sa = find(docs, "ServiceAccount", "app")
     assert "eks.amazonaws.com/role-arn" in sa["metadata"]["annotations"]

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import BackgroundTasks, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
-from app.api.deps import ClientAddress, CurrentUser, ResourcesDep
+from app.api.deps import ClientAddress, CurrentUser, ResourcesDep, SessionUser
 from app.api.routes.auth import (
     MAX_PASSWORD_LENGTH,
     PASSWORD_PATTERN,
@@ -25,7 +25,7 @@ from app.api.routes.auth import (
     check_password,
     issue_tokens,
 )
-from app.api.routing import body_router
+from app.api.routing import body_router, refuses_valid_input
 from app.mail.messages import email_verify_mail, password_reset_mail
 from app.observability import audit
 from app.resources import Resources
@@ -70,12 +70,13 @@ class Accepted(BaseModel):
     response_model=TokenPair,
     responses={
         401: {"description": "missing or invalid token, or wrong current password"},
+        403: {"description": "an API key instead of an access token"},
         429: {"description": "too many failed attempts"},
     },
 )
 async def change_password(
     body: PasswordChangeIn,
-    user: CurrentUser,
+    user: SessionUser,
     resources: ResourcesDep,
     client: ClientAddress,
     response: Response,
@@ -127,6 +128,7 @@ async def _mail_reset_link(resources: Resources, email: str) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={400: {"description": "unknown, expired or already used token"}},
+    openapi_extra=refuses_valid_input(400),
 )
 async def reset_password(body: ResetIn, resources: ResourcesDep) -> Response:
     security = resources.security
@@ -171,6 +173,7 @@ async def request_verification(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={400: {"description": "unknown, expired or already used token"}},
+    openapi_extra=refuses_valid_input(400),
 )
 async def verify_email(body: VerifyIn, resources: ResourcesDep) -> Response:
     async with resources.sessionmaker() as session:

@@ -11,7 +11,7 @@ database connection is held while argon2 runs.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Form, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -20,13 +20,13 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from app.api.cookies import clear_refresh_cookie, cookie_token, set_refresh_cookie
 from app.api.deps import (
     ClientAddress,
-    CurrentClaims,
     ResourcesDep,
     SecurityDep,
+    SessionClaims,
     SessionDep,
     unauthorized,
 )
-from app.api.routing import NO_STORE, body_router
+from app.api.routing import NO_STORE, body_router, refuses_valid_input
 from app.config import Settings
 from app.observability import audit
 from app.resources import Resources, resources_of
@@ -74,6 +74,14 @@ class TokenPair(BaseModel):
     expires_in: int
 
 
+class MfaRequired(BaseModel):
+    """The login answer for an account with MFA on: no token yet; send `mfa_token` and a code
+    to `/api/v1/auth/mfa/verify` within its lifetime (5 minutes)."""
+
+    mfa_required: Literal[True] = True
+    mfa_token: str = Field(repr=False)
+
+
 class RefreshIn(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN_FIELD, repr=False)
 
@@ -82,7 +90,7 @@ class LogoutIn(BaseModel):
     refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_FIELD, repr=False)
 
 
-def _too_many(retry_after: int) -> HTTPException:
+def too_many(retry_after: int) -> HTTPException:
     return HTTPException(
         status.HTTP_429_TOO_MANY_REQUESTS,
         detail=TOO_MANY,
@@ -157,7 +165,7 @@ def _missing(names: list[str]) -> RequestValidationError:
 
 @router.post(
     "/login",
-    response_model=TokenPair,
+    response_model=TokenPair | MfaRequired,
     responses={
         401: {"description": "bad credentials (or an invalid refresh token)"},
         403: {"description": "REQUIRE_VERIFIED_EMAIL and the address is not verified"},
@@ -170,7 +178,7 @@ async def login(
     resources: ResourcesDep,
     client: ClientAddress,
     response: Response,
-) -> TokenPair:
+) -> TokenPair | MfaRequired:
     missing = form.missing()
     if missing:
         raise _missing(missing)
@@ -183,7 +191,7 @@ async def login(
 
 async def _password_grant(
     resources: Resources, client: str | None, username: str, password: str, response: Response
-) -> TokenPair:
+) -> TokenPair | MfaRequired:
     security = resources.security
     client_key = security.identities.client(client)
     await security.rate_limits.hit("login", client_key)
@@ -199,6 +207,11 @@ async def _password_grant(
     if resources.settings.require_verified_email and not user.email_verified:
         # Only after the right password: this answer says nothing to someone guessing.
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Email address not verified")
+    if user.mfa_enabled:
+        # No token yet: the second factor completes the login (`/api/v1/auth/mfa/verify`).
+        audit.mfa_challenged(user_id=user.id)
+        response.headers.update(NO_STORE)
+        return MfaRequired(mfa_token=security.mfa.issue_challenge(user.id))
     audit.login_succeeded(user_id=user.id)
     return await issue_tokens(resources, user.id, user.role, response)
 
@@ -218,7 +231,7 @@ async def _counted_check(
     if not attempt.allowed:
         if not attempt.busy:
             audit.login_locked(account=account)
-        raise _too_many(attempt.retry_after)
+        raise too_many(attempt.retry_after)
     matches, upgraded = False, None
     try:
         if user is None or len(password) > MAX_PASSWORD_LENGTH:
@@ -227,7 +240,10 @@ async def _counted_check(
             matches, upgraded = await security.passwords.verify(password, user.password_hash)
     finally:
         active = user is not None and user.is_active
-        await security.login_limit.finish(attempt, succeeded=matches and active)
+        # With MFA on, a right password is half a login: it must not clear the failures (the
+        # wrong codes) counted on this account before it.
+        partial = user is not None and user.mfa_enabled
+        await security.login_limit.finish(attempt, succeeded=matches and active, partial=partial)
     return matches, upgraded
 
 
@@ -312,7 +328,8 @@ _REFRESH_BODY = {
         422: {"description": "the body is not a refresh request"},
         429: {"description": "too many refreshes from this client"},
     },
-    openapi_extra={"requestBody": _REFRESH_BODY},
+    # The body is optional only because the refresh cookie may replace it: with neither, 422.
+    openapi_extra={"requestBody": _REFRESH_BODY, **refuses_valid_input(422)},
 )
 async def refresh(
     body: Annotated[RefreshIn, Depends(_refresh_body)],
@@ -348,11 +365,14 @@ async def _refresh(
     response_class=Response,
     responses={
         401: {"description": "missing, invalid or revoked access token"},
-        403: {"description": "the refresh cookie came from an origin not in CORS_ORIGINS"},
+        403: {
+            "description": "an API key instead of an access token, or the refresh cookie came "
+            "from an origin not in CORS_ORIGINS"
+        },
     },
 )
 async def logout(
-    claims: CurrentClaims,
+    claims: SessionClaims,
     request: Request,
     resources: ResourcesDep,
     body: Annotated[LogoutIn | None, Body()] = None,

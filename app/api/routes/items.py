@@ -39,7 +39,7 @@ ONE_ITEM = {**SIGNED_IN, 404: {"description": "no such item among the caller's (
 NO_NUL = r"^[^\x00]*$"
 
 
-def _encodable(value: str) -> str:
+def encodable(value: str) -> str:
     """JSON may carry a lone surrogate (`"\\ud800"`), which no database can store: 422, not 500."""
     try:
         value.encode("utf-8")
@@ -51,10 +51,10 @@ def _encodable(value: str) -> str:
 Title = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200, pattern=NO_NUL),
-    AfterValidator(_encodable),
+    AfterValidator(encodable),
 ]
 Description = Annotated[
-    str, StringConstraints(max_length=2000, pattern=NO_NUL), AfterValidator(_encodable)
+    str, StringConstraints(max_length=2000, pattern=NO_NUL), AfterValidator(encodable)
 ]
 
 

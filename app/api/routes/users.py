@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import Response, status
 from pydantic import BaseModel, Field
 
-from app.api.deps import ClientAddress, CurrentUser, ResourcesDep
+from app.api.deps import ClientAddress, CurrentUser, ResourcesDep, SessionUser
 from app.api.routes.auth import check_password
 from app.api.routing import NO_STORE, body_router
 from app.observability import audit
@@ -22,7 +22,7 @@ class MeOut(BaseModel):
     email: str
     role: Literal["user", "admin"]
     email_verified: bool
-    mfa_enabled: bool = False
+    mfa_enabled: bool
 
 
 class DeleteMeIn(BaseModel):
@@ -45,6 +45,7 @@ async def me(user: CurrentUser, response: Response) -> MeOut:
         email=user.email,
         role="admin" if user.role == "admin" else "user",
         email_verified=user.email_verified,
+        mfa_enabled=user.mfa_enabled,
     )
 
 
@@ -54,11 +55,12 @@ async def me(user: CurrentUser, response: Response) -> MeOut:
     response_class=Response,
     responses={
         401: {"description": "missing or invalid token, or wrong password"},
+        403: {"description": "an API key instead of an access token"},
         429: {"description": "too many failed attempts"},
     },
 )
 async def delete_me(
-    body: DeleteMeIn, user: CurrentUser, resources: ResourcesDep, client: ClientAddress
+    body: DeleteMeIn, user: SessionUser, resources: ResourcesDep, client: ClientAddress
 ) -> Response:
     await check_password(resources, user.id, body.password, client)
     await accounts.delete(resources.sessionmaker, user.id)  # what it owns goes with it

@@ -14,6 +14,7 @@ from app.secrets.bindings import Binding
 from app.secrets.errors import SecretFetchError
 from app.secrets.provider import Fetched
 from app.secrets.providers.file import Signature
+from app.secrets.references import MissingExtraError
 from app.secrets.spec import CheckContext, SecretSpec
 from app.secrets.store.entries import FetchFailure, SecretEntry
 
@@ -52,6 +53,11 @@ async def accept(
     try:
         parsed = await asyncio.to_thread(spec.parse, raw)
     except ValueError as exc:
+        return FetchFailure(spec.name, binding.origin, str(exc))
+    except SecretFetchError as exc:  # a parser that reaches a KMS (DATA_KEYS' envelope form)
+        reason = f"{exc.kind}: {exc}" if exc.kind != "error" else str(exc)
+        return FetchFailure(spec.name, binding.origin, reason)
+    except MissingExtraError as exc:
         return FetchFailure(spec.name, binding.origin, str(exc))
     problems = list(spec.check(parsed, context))
     if problems:

@@ -131,6 +131,7 @@ class SecretStore:
             read = reads.get(spec.name)
             if read is None:
                 if spec.required and spec.name not in failed:
+                    # True or "production": both generate where allowed, else a problem.
                     generated = await self._generated(spec)
                     if isinstance(generated, SecretEntry):
                         entries[spec.name] = generated
@@ -162,8 +163,9 @@ class SecretStore:
         return problems
 
     async def _generated(self, spec: SecretSpec[Any]) -> SecretEntry | ConfigProblem:
-        """A missing required secret: generated in development, a problem everywhere else."""
-        if self.config.app_env != "development" or spec.generate is None:
+        """A missing required secret: generated where its declaration allows it (development;
+        also test for `required="production"`), a problem everywhere else."""
+        if not spec.generated_in(self.config.app_env) or spec.generate is None:
             searched = (
                 f"searched env {spec.name}, {spec.file_variable} and "
                 f"SECRETS_DIR={self.config.secrets_dir}"
@@ -173,9 +175,10 @@ class SecretStore:
         binding = generated_binding(spec.name, value)
         self.bindings = {**self.bindings, spec.name: binding}
         logger.warning(
-            "%s is not set: generated a random development value. It will not survive a restart "
+            "%s is not set: generated a random %s value. It will not survive a restart "
             "or be shared between workers; run `python -m app secrets init`.",
             spec.name,
+            self.config.app_env,
         )
         accepted = await loader.accept(
             spec, binding, Fetched(value, "generated"), self.check_context
@@ -289,8 +292,9 @@ class SecretStore:
 
 
 def missing_message(spec: SecretSpec[Any]) -> str:
+    required = "is required in production" if spec.required == "production" else "is required"
     return (
-        f"is required but not set; set {spec.name}, {spec.file_variable}, or put a file named "
+        f"{required} but not set; set {spec.name}, {spec.file_variable}, or put a file named "
         f"{spec.file_name} in SECRETS_DIR (`python -m app secrets init` makes dev files)"
     )
 

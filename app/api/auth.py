@@ -32,7 +32,7 @@ from app.user_status import UserStatus
 
 LOGIN_PATH = "/api/v1/auth/login"
 NOT_AUTHENTICATED = "Not authenticated"
-API_KEY_HEADER = "x-api-key"
+API_KEY_HEADER = "x-api-key"  # pragma: allowlist secret - a header name
 SESSION_REQUIRED = "API keys cannot manage credentials: use an access token from the login"
 
 

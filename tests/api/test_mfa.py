@@ -270,6 +270,22 @@ async def test_disable_needs_the_password_and_turns_mfa_off(
     assert (await client.post(SETUP, headers=account.headers)).status_code == 200
 
 
+async def test_wrong_passwords_at_disable_are_failed_logins(make_settings: SettingsFactory) -> None:
+    async with running_app(make_settings(login_max_failures=2)) as app, client_for(app) as client:
+        account = await mfa_account(client)
+        statuses = [
+            (
+                await client.post(DISABLE, json={"password": "wrong one"}, headers=account.headers)
+            ).status_code
+            for _ in range(3)
+        ]
+        assert statuses == [401, 401, 429]
+        still = await client.post(DISABLE, json={"password": PASSWORD}, headers=account.headers)
+        assert still.status_code == 429  # locked: not even the right password gets through
+        assert (await me(client, account.tokens["access_token"])).json()["mfa_enabled"] is True
+        del app
+
+
 @pytest.mark.parametrize("body", [{}, {"password": ""}, {"password": "x", "more": 1}])
 async def test_disable_validates_its_body(
     client: httpx.AsyncClient, body: dict[str, object]

@@ -21,6 +21,9 @@ from tests.support.services import TEST_DATABASE_URL, asyncpg_dsn, drop_database
 
 WIDGET_MODEL = """
 
+from sqlalchemy import ForeignKey, String, Uuid  # noqa: E402 - appended to the module
+
+
 class Widget(Base):
     __tablename__ = "widgets"
 
@@ -60,10 +63,7 @@ def test_make_revision_autogenerates_a_lint_clean_revision(tmp_path: Path) -> No
     project = tmp_path / "project"
     _copy_checkout(project)
     models = project / "app" / "models.py"
-    source = models.read_text().replace(
-        "from sqlalchemy import ", "from sqlalchemy import ForeignKey, ", 1
-    )
-    models.write_text(source + WIDGET_MODEL)
+    models.write_text(models.read_text() + WIDGET_MODEL)
     before = set((project / "migrations" / "versions").glob("*.py"))
     name = f"test_revision_{uuid.uuid4().hex[:10]}"
     url = (

@@ -57,7 +57,9 @@ async def test_load_and_rotation_are_audited_without_values(
 
     by_setting = {event["setting"]: event for event in loaded}
     assert {event["event"] for event in loaded} == {"secret.loaded"}
-    assert set(by_setting) == {"JWT_KEYS", "REDIS_PASSWORD"}
+    # DATA_KEYS is required in production only: this test process generated one.
+    assert set(by_setting) == {"JWT_KEYS", "REDIS_PASSWORD", "DATA_KEYS"}
+    assert by_setting["DATA_KEYS"]["source"] == "generated"
     assert by_setting["JWT_KEYS"]["source"] == "env"
     assert by_setting["REDIS_PASSWORD"]["source"] == "file"
     assert str(by_setting["REDIS_PASSWORD"]["version"]).startswith("mtime:")

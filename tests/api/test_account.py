@@ -187,7 +187,12 @@ async def test_verification_by_mail(
     token = mail.token()
     assert "/verify-email#token=" in mail.text
     assert (await mailing.post("/api/v1/auth/verify", json={"token": token})).status_code == 204
-    assert (await me(mailing, tokens["access_token"])).json()["email_verified"] is True
+    # /users/me answers from each replica's user cache, which the change reaches by NOTIFY
+    # within milliseconds: poll briefly rather than race it.
+    deadline = asyncio.get_running_loop().time() + 5
+    while not (await me(mailing, tokens["access_token"])).json()["email_verified"]:
+        assert asyncio.get_running_loop().time() < deadline, "the verification never showed"
+        await asyncio.sleep(0.02)
     assert (await mailing.post("/api/v1/auth/verify", json={"token": token})).status_code == 400
     assert (await mailing.post("/api/v1/auth/verify/request")).status_code == 401
 

@@ -106,6 +106,8 @@ class UserStatusCache(LiveMirror):
         ).where(User.id == bindparam("user_id"))
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._epoch = 0  # +1 per notification received
+        # Reads in flight by user, with the (generation, epoch) they started under.
+        self._flights: dict[str, tuple[asyncio.Future[UserStatus | None], int, int]] = {}
         self._connection: asyncpg.Connection | None = None
         self._unread: select.poll | None = None  # polls the LISTEN socket, timeout 0
 
@@ -142,12 +144,38 @@ class UserStatusCache(LiveMirror):
             return None
         cacheable = self.is_live
         generation, epoch, started = self._generation, self._epoch, time.monotonic()
-        status = await self._read(uid)
+        key = str(uid)  # the canonical spelling, as the trigger's payload has it
+        flight = self._flights.get(key)
+        if cacheable and flight is not None and flight[1:] == (generation, epoch):
+            # A read of this user started while nothing has changed since (no notification,
+            # same listener session): its answer is as fresh as a new read would be. Under a
+            # burst of one user's requests with a cold cache this is one read, not hundreds.
+            try:
+                return await asyncio.shield(flight[0])
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this request was cancelled; else the leader was: read ourselves
+        future: asyncio.Future[UserStatus | None] = asyncio.get_running_loop().create_future()
+        if cacheable:
+            self._flights[key] = (future, generation, epoch)
+        try:
+            status = await self._read(uid)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without joiners
+            raise
+        finally:
+            if self._flights.get(key, (None,))[0] is future:
+                del self._flights[key]
+        future.set_result(status)
         if (
             status is not None and cacheable and self._live
             and generation == self._generation and epoch == self._epoch
         ):  # fmt: skip
-            key = str(uid)  # the canonical spelling, as the trigger's payload has it
             self._items[key] = _Entry(status, started, generation)
             self._items.move_to_end(key)
             while len(self._items) > self.size:

@@ -201,3 +201,31 @@ async def test_the_listener_connection_is_recycled_like_pooled_ones(
         user_id = await _insert_user(database_url)
         assert await directory.lookup(str(user_id)) is not None
         assert len(directory) == 1  # cached again under the new connection
+
+
+async def test_a_burst_of_lookups_for_one_user_reads_the_database_once(
+    make_settings: SettingsFactory, database_url: str
+) -> None:
+    """Concurrent misses for one user share ONE read while nothing changed since it started
+    (no herd of reads opening overflow connections); without the listener every lookup still
+    reads for itself."""
+    from sqlalchemy import event
+
+    settings = make_settings()
+    async with standalone_directory(settings, start=True) as directory:
+        await listener_live(directory)
+        reads: list[str] = []
+
+        def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+            if "FROM users" in statement:
+                reads.append(statement)
+
+        event.listen(directory.engine.sync_engine, "before_cursor_execute", count)
+        user_id = await _insert_user(database_url)
+        found = await asyncio.gather(*(directory.lookup(str(user_id)) for _ in range(50)))
+        assert {status.id for status in found if status is not None} == {user_id}
+        assert len(reads) == 1, f"{len(reads)} reads for 50 concurrent lookups"
+        await directory.aclose()  # the listener is gone: every lookup reads for itself
+        reads.clear()
+        await asyncio.gather(*(directory.lookup(str(user_id)) for _ in range(5)))
+        assert len(reads) == 5

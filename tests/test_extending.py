@@ -147,7 +147,9 @@ async def test_a_new_table_and_a_new_secret_the_documented_way(tmp_path: Path) -
 
     # 1. The model, 2. `make revision`, 3. the router, 4. wired in, 5. its tests.
     models = project / "app" / "models.py"
-    _edit(models, "from sqlalchemy import ", "from sqlalchemy import ForeignKey, ")
+    text = models.read_text()
+    if "ForeignKey" not in text.split("\nclass ", 1)[0]:  # the imports the model needs
+        _edit(models, "\nfrom sqlalchemy", "\nfrom sqlalchemy import ForeignKey\nfrom sqlalchemy")
     models.write_text(models.read_text() + MODEL)
     database = await create_database()
     try:
@@ -166,7 +168,11 @@ async def test_a_new_table_and_a_new_secret_the_documented_way(tmp_path: Path) -
     assert "ondelete='CASCADE'" in generated or 'ondelete="CASCADE"' in generated
     (project / "app" / "api" / "routes" / "notes.py").write_text(ROUTER)
     main = project / "app" / "main.py"
-    _edit(main, "from app.api.routes import ", "from app.api.routes import notes, ")
+    _edit(
+        main,
+        "\nfrom app.api.routes import",
+        "\nfrom app.api.routes import notes\nfrom app.api.routes import",
+    )
     _edit(main, "    app.include_router(users.router)\n", "    app.include_router(users.router)\n"
           "    app.include_router(notes.router)\n")  # fmt: skip
     (project / "tests" / "api" / "test_notes.py").write_text(ROUTE_TEST)

@@ -54,7 +54,7 @@ _BEARER = re.compile(r"\b(Bearer|bearer|BEARER|Basic|BASIC)(\s+)[A-Za-z0-9\-._~+
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)([^@/?#\s]+)(@)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 #: `key=value` where the key names a credential (`password`, `db_pass`, `access_token`,
-#: `client_secret`, `x-api-key`, ...), at the start of a query, after `&`/`;`, or after a space
+#: a client secret, an API key, ...), at the start of a query, after `&`/`;`, or after a space
 #: (a logged form body); the value runs to the next parameter, fragment, space or quote.
 _QUERY_CREDENTIAL = re.compile(
     r"""(?ix)

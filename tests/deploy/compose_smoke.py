@@ -68,6 +68,7 @@ class Smoke:
         self.project = f"fstsmoke{tag}"
         self.image = f"fastapi-secrets-template:smoke-{tag}"
         self.port = _free_port()
+        self.mail_port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.tmp = Path(tempfile.mkdtemp(prefix="compose-smoke-"))
         self.checkout = self.tmp / "checkout"
@@ -83,6 +84,7 @@ class Smoke:
             "COMPOSE_PROJECT_NAME": self.project,
             "APP_IMAGE": self.image,
             "APP_PORT": str(self.port),
+            "MAIL_PORT": str(self.mail_port),
             "APP_UID": str(self.uid),
             "APP_GID": str(self.gid),
         }
@@ -379,6 +381,42 @@ class Smoke:
         status, body = self.http("POST", "/api/v1/auth/register", json_body=user)
         self.check(status == 409, "registering the same email again is 409", f"{status} {body}")
         return {**user, **tokens}
+
+    def mail_flow(self, user: dict[str, str]) -> dict[str, str]:
+        """A password reset through the compose mail catcher: the mailed link's token resets
+        the password once; the token and both passwords must appear in no log (scan)."""
+        self.say("password reset by mail, through the mail catcher service")
+        status, _ = self.http(
+            "POST", "/api/v1/auth/password/forgot", json_body={"email": user["email"]}
+        )
+        self.check(status == 202, "forgot is 202", str(status))
+        mails: list[dict[str, str]] = []
+        deadline = time.monotonic() + self.left(30)
+        while time.monotonic() < deadline and not mails:
+            url = f"http://127.0.0.1:{self.mail_port}/api/mails"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    mails = [m for m in json.loads(response.read()) if user["email"] in m["to"]]
+            except OSError:
+                pass
+            if not mails:
+                time.sleep(0.5)
+        if not self.check(bool(mails), "the reset mail reached the mail catcher"):
+            return {}
+        found = re.search(r"#token=([A-Za-z0-9_\-%.~]+)", mails[0]["text"])
+        if not self.check(found is not None, "the mail holds a reset link"):
+            return {}
+        assert found is not None
+        token = urllib.parse.unquote(found.group(1))
+        new_password = secrets.token_urlsafe(18)
+        self.secret_values.update({token, new_password})
+        body = {"token": token, "new_password": new_password}
+        status, _ = self.http("POST", "/api/v1/auth/password/reset", json_body=body)
+        self.check(status == 204, "the mailed token resets the password", str(status))
+        status, _ = self.http("POST", "/api/v1/auth/password/reset", json_body=body)
+        self.check(status == 400, "the token works once", str(status))
+        tokens = self.login({**user, "password": new_password}, "login with the new password")
+        return {"password": new_password, **tokens}
 
     def login(
         self, user: dict[str, str], what: str = "login is 200 with a token pair"
@@ -717,6 +755,7 @@ def main() -> int:
         smoke.copy_checkout()
         smoke.first_start()
         user = smoke.api_flow()
+        user.update(smoke.mail_flow(user))
         smoke.config_check()
         user.update(smoke.rotate_jwt(user))
         smoke.rotate_database_password(user)

@@ -34,9 +34,9 @@ def test_make_rename_renames_every_tracked_occurrence(tmp_path: Path) -> None:
     _checkout_copy(project)
     before = (project / "app" / "observability" / "tracing.py").read_text()
     assert _occurrences(project, "fastapi-secrets-template")
-    # UV=true: the re-lock is uv's business (tests/deploy/test_lock.py covers the lock).
+    # UV=/bin/true: the re-lock is uv's business (tests/deploy/test_lock.py covers the lock).
     renamed = subprocess.run(
-        ["make", "rename", "NAME=acme-orders", "UV=true"],
+        ["make", "rename", "NAME=acme-orders", "UV=/bin/true"],
         cwd=project, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert renamed.returncode == 0, renamed.stdout + renamed.stderr
@@ -47,7 +47,7 @@ def test_make_rename_renames_every_tracked_occurrence(tmp_path: Path) -> None:
     after = (project / "app" / "observability" / "tracing.py").read_text()
     assert after == before.replace("fastapi-secrets-template", "acme-orders")
     refused = subprocess.run(
-        ["make", "rename", "NAME=Bad Name", "UV=true"],
+        ["make", "rename", "NAME=Bad Name", "UV=/bin/true"],
         cwd=project, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert refused.returncode != 0

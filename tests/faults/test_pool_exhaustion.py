@@ -47,17 +47,20 @@ async def test_excess_requests_get_503_within_pool_timeout_and_pool_recovers(
     excess = 3
     dsn = fault_pg.admin_dsn.rsplit("/", 1)[0] + f"/{APP_DATABASE}"
     async with running_client(settings) as client:
-        _, tokens = await signed_in(client)
-        headers = bearer(tokens["access_token"])
+        # One user per request: the user cache coalesces concurrent reads of ONE user into one
+        # query, so only distinct users need a connection each.
+        users = [bearer((await signed_in(client))[1]["access_token"]) for _ in range(6)]
+        headers = users[0]
         locker = await asyncpg.connect(dsn)
         try:
             transaction = locker.transaction()
             await transaction.start()
             await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
 
+            assert capacity + excess <= len(users)
             tasks = [
-                asyncio.create_task(_timed_get(client, ME, headers))
-                for _ in range(capacity + excess)
+                asyncio.create_task(_timed_get(client, ME, users[n]))
+                for n in range(capacity + excess)
             ]
             await _wait_for(tasks, count=excess, within=settings.db_pool_timeout_seconds + 5)
             await asyncio.sleep(0.3)  # anything else finishing now would be a wrong answer

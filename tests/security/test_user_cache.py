@@ -70,6 +70,22 @@ async def test_cache_answers_until_a_notify_and_never_after_it(
         assert [(await client.get(ME, headers=headers)).status_code for _ in range(5)] == [401] * 5
 
 
+async def test_a_replica_that_changed_a_user_forgets_it_without_waiting_for_the_notify(
+    live_app: FastAPI, database_url: str
+) -> None:
+    # The NOTIFY lands some milliseconds after COMMIT returns; the writer's own next request
+    # must not fall in that gap. The trigger is silenced here, so only `forget` can help.
+    async with client_for(live_app) as client:
+        email, tokens = await signed_in(client)
+        headers = bearer(tokens["access_token"])
+        me = await client.get(ME, headers=headers)
+        assert me.status_code == 200
+        await silently(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
+        assert (await client.get(ME, headers=headers)).status_code == 200  # cached
+        directory_of(live_app).forget(me.json()["id"])
+        assert (await client.get(ME, headers=headers)).status_code == 401
+
+
 async def test_disable_enable_and_delete_reach_the_cache_within_milliseconds(
     live_app: FastAPI, database_url: str
 ) -> None:

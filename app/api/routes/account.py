@@ -141,6 +141,7 @@ async def reset_password(body: ResetIn, resources: ResourcesDep) -> Response:
         # Following the mailed link proves the address, so it is verified too.
         await accounts.set_password(session, user_id, new_hash, verified=True)
         await session.commit()
+    resources.users.forget(user_id)
     await security.tokens.revoke_user(str(user_id))
     audit.password_reset(user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -182,5 +183,6 @@ async def verify_email(body: VerifyIn, resources: ResourcesDep) -> Response:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=BAD_TOKEN)
         await accounts.mark_verified(session, user_id)
         await session.commit()
+    resources.users.forget(user_id)
     audit.email_verified(user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

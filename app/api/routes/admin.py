@@ -85,6 +85,7 @@ async def update_user(
     else:
         row = (await session.execute(select(*_COLUMNS).where(User.id == user_id))).one()
     await session.commit()
+    resources.users.forget(user_id)
     if (before.is_active and not row.is_active) or row.role != before.role:
         await resources.security.tokens.revoke_user(str(user_id))
     audit.user_updated(user_id=user_id, by=admin.id, changes=sorted(changes))

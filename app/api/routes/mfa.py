@@ -112,6 +112,7 @@ async def mfa_enable(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="No MFA setup to confirm") from None
     except WrongCode:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=WRONG_CODE) from None
+    resources.users.forget(user.id)
     audit.mfa_enabled(user_id=user.id)
     response.headers.update(NO_STORE)
     return RecoveryCodesOut(recovery_codes=codes)
@@ -132,6 +133,7 @@ async def mfa_disable(
 ) -> Response:
     await check_password(resources, user.id, body.password, client)
     if await resources.security.mfa.disable(resources.sessionmaker, user.id):
+        resources.users.forget(user.id)
         audit.mfa_disabled(user_id=user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -64,6 +64,7 @@ async def delete_me(
 ) -> Response:
     await check_password(resources, user.id, body.password, client)
     await accounts.delete(resources.sessionmaker, user.id)  # what it owns goes with it
+    resources.users.forget(user.id)
     await resources.security.tokens.revoke_user(str(user.id))
     audit.account_deleted(user_id=user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

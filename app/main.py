@@ -34,6 +34,7 @@ from app.api.routes import (
     mfa,
     users,
 )
+from app.api.routing import add_routes
 from app.cache import create_redis
 from app.config import SECRETS, Settings
 from app.db import connect_dedicated, create_engine, create_sessionmaker, pool_recycle_seconds
@@ -93,6 +94,9 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
         # operationId = the route function's name (`list_items`, not `list_items_api_v1_items_get`):
         # generated clients name their functions after it (`make client`, docs/clients.md).
         generate_unique_id_function=lambda route: route.name,
+        # Spans come from app/observability/tracing.py when OTEL_* is set; FastAPI's own
+        # telemetry would only add a per-request check of the global OpenTelemetry providers.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     observability.instrument(app)
     install_error_handlers(app)
@@ -109,18 +113,18 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )
-    # FastAPI tries included routers in order, each route of each: most-requested first.
-    app.include_router(health.router)
-    app.include_router(users.router)
-    app.include_router(items.router)
-    app.include_router(api_keys.router)
-    app.include_router(auth.router)
-    app.include_router(mfa.router)
-    app.include_router(jwks.router)
-    app.include_router(account.router)
-    app.include_router(admin.router)
+    # Routes are tried in order: most-requested first.
+    add_routes(app, health.router)
+    add_routes(app, users.router)
+    add_routes(app, items.router)
+    add_routes(app, api_keys.router)
+    add_routes(app, auth.router)
+    add_routes(app, mfa.router)
+    add_routes(app, jwks.router)
+    add_routes(app, account.router)
+    add_routes(app, admin.router)
     if settings.metrics_enabled:
-        app.include_router(metrics.router(settings))
+        add_routes(app, metrics.router(settings))
     return app
 
 

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             contextlib.ExitStack() as servers,
         ):
             from bench.api_key_auth import api_key_auth
-            from bench.login_storm import login_storm
+            from bench.login_storm import LOGIN_CLIENTS, login_storm
             from bench.throughput import against_bare, auth_overhead, workers
 
             log_dir = Path(logs)
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             if "1" in wanted:
                 emit([auth_overhead(warning, account)])
             if "4" in wanted:
-                emit(login_storm(default, account))
+                storm = [account] + [signed_in_account(default) for _ in range(LOGIN_CLIENTS - 1)]
+                emit(login_storm(default, storm))
             if "6" in wanted:
                 # The product itself (`python -m app serve`, no bench routes), default log level.
                 one, two = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from app.api.deps import CurrentClaims
+from app.api.routing import add_routes
 from app.config import Settings
 from app.main import create_app
 from app.secrets import SecretStore
@@ -31,5 +32,5 @@ def create_bench_app(
     settings: Settings | None = None, *, store: SecretStore | None = None
 ) -> FastAPI:
     app = create_app(settings, store=store)
-    app.include_router(router)
+    add_routes(app, router)
     return app

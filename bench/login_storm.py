@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
@@ -68,10 +69,12 @@ def _probe(server: BenchServer, seconds: float) -> tuple[object, object]:
     )
 
 
-def login_storm(server: BenchServer, account: Account) -> list[Result]:
+def login_storm(server: BenchServer, accounts: Sequence[Account]) -> list[Result]:
+    """`accounts`: one per client, taken in turn, as a storm of many users looks (one
+    account gets at most `MAX_IN_FLIGHT` password checks at once, by design)."""
     login_script = wrk.lua_script(
         method="POST",
-        body=urlencode({"username": account.email, "password": account.password}),
+        bodies=[urlencode({"username": a.email, "password": a.password}) for a in accounts],
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     login_url = server.url + "/api/v1/auth/login"

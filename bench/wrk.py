@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,12 +79,21 @@ def lua_script(
     *,
     method: str = "GET",
     body: str | None = None,
+    bodies: Sequence[str] = (),
     headers: Mapping[str, str] | None = None,
     delay_ms: int | None = None,
 ) -> str:
+    """A wrk script: one request shape, or `bodies` sent in turn (one per request)."""
     lines = [f'wrk.method = "{method}"']
     if body is not None:
         lines.append(f"wrk.body = {_lua_string(body)}")
+    if bodies:
+        lines.append("bodies = {" + ", ".join(_lua_string(b) for b in bodies) + "}")
+        lines.append("turn = 0")
+        lines.append(
+            "function request() turn = turn % #bodies + 1 "
+            "return wrk.format(nil, nil, nil, bodies[turn]) end"
+        )
     for name, value in (headers or {}).items():
         lines.append(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}")
     if delay_ms is not None:

@@ -176,8 +176,8 @@ async def test_a_new_table_and_a_new_secret_the_documented_way(tmp_path: Path) -
         "\nfrom app.api.routes import",
         "\nfrom app.api.routes import notes\nfrom app.api.routes import",
     )
-    _edit(main, "    app.include_router(users.router)\n", "    app.include_router(users.router)\n"
-          "    app.include_router(notes.router)\n")  # fmt: skip
+    _edit(main, "    add_routes(app, users.router)\n", "    add_routes(app, users.router)\n"
+          "    add_routes(app, notes.router)\n")  # fmt: skip
     (project / "tests" / "api" / "test_notes.py").write_text(ROUTE_TEST)
 
     # The secret: one declaration, plus its docs line.

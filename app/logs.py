@@ -29,13 +29,19 @@ import sys
 import threading
 import time
 import weakref
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
 from app.config import Settings
 from app.observability.context import current_request_id
-from app.secrets.redaction import _MARK, SecretRedactionFilter, install_on_root, redact
+from app.secrets.redaction import (
+    _MARK,
+    SecretRedactionFilter,
+    install_on_root,
+    redact,
+    redactor,
+)
 
 #: LogRecord attributes that are not `extra` fields.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -54,13 +60,17 @@ _second: tuple[int, str] = (-1, "")
 
 
 def _timestamp(record: logging.LogRecord) -> str:
+    return _timestamp_of(record.created, record.msecs)
+
+
+def _timestamp_of(created: float, msecs: float) -> str:
     """`2026-01-31T12:00:00.123Z`; the part up to the second is formatted once per second."""
     global _second
-    seconds = int(record.created)
+    seconds = int(created)
     cached = _second
     if cached[0] != seconds:
         cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    return f"{cached[1]}.{int(record.msecs):03d}Z"
+    return f"{cached[1]}.{int(msecs):03d}Z"
 
 
 #: Records that reach a formatter without passing the filter (a handler built without it) are
@@ -172,6 +182,39 @@ _STOP = object()
 _live_handlers: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()
 
 
+class _Line(NamedTuple):
+    """A record handed over by `emit_fields`, already redacted: what JsonFormatter would
+    have read from the LogRecord."""
+
+    created: float
+    level: str
+    logger: str
+    message: str
+    request_id: str | None
+    fields: dict[str, Any]
+
+    def format(self) -> str:
+        document: dict[str, Any] = {
+            "ts": _timestamp_of(self.created, (self.created - int(self.created)) * 1000),
+            "level": self.level,
+            "logger": self.logger,
+            "message": self.message,
+        }
+        if self.request_id is not None:
+            document["request_id"] = self.request_id
+        for key, value in self.fields.items():
+            if key not in document:
+                document[key] = value
+        return _dumps(document)
+
+    def as_record(self) -> logging.LogRecord:  # for handleError only
+        return logging.makeLogRecord({"name": self.logger, "msg": self.message})
+
+
+def _as_record(item: logging.LogRecord | _Line) -> logging.LogRecord:
+    return item if isinstance(item, logging.LogRecord) else item.as_record()
+
+
 class BackgroundStreamHandler(logging.handlers.QueueHandler):
     """Writes formatted records to `stream` (stderr by default) from a writer thread.
 
@@ -198,13 +241,38 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
                 record.request_id = request_id
         return record
 
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def enqueue(self, record: logging.LogRecord | _Line) -> None:
         if self._writer is None and not self._start():
-            self._write([(record, self.format(record))])  # closed: write in place
+            self._write([(record, self._format(record))])  # closed: write in place
             return
         if self._records.qsize() >= _MAX_PENDING:
             self.flush()
         self._records.put_nowait(record)
+
+    def emit_fields(
+        self, logger: str, level: int, message: str, fields: dict[str, Any], request_id: str | None
+    ) -> bool:
+        """Write a line of `message` and flat `fields` (str, int, float, None) as the JSON
+        formatter would write a LogRecord of them, without building one; False (nothing done)
+        unless this handler is as `configure_logging` built it: JSON format, only the redaction
+        filter. The access log writes one such line per request: a LogRecord, its filter pass
+        and its generic formatting cost about a fifth of a cached authenticated request."""
+        if type(self.formatter) is not JsonFormatter or any(
+            type(f) is not SecretRedactionFilter for f in self.filters
+        ):
+            return False
+        if level >= self.level:
+            scrub = redactor()
+            redacted = {
+                key: scrub(value) if isinstance(value, str) else value
+                for key, value in fields.items()
+            }
+            line = _Line(
+                time.time(), logging.getLevelName(level), logger, scrub(message), request_id,
+                redacted,
+            )  # fmt: skip
+            self.enqueue(line)
+        return True
 
     def _start(self) -> bool:
         with self._writer_lock:
@@ -232,7 +300,7 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
 
     def _handle(self, batch: list[Any]) -> bool:
         """Format and write `batch`, then wake its flush() callers; True if told to stop."""
-        lines: list[tuple[logging.LogRecord, str]] = []
+        lines: list[tuple[logging.LogRecord | _Line, str]] = []
         waiters: list[threading.Event] = []
         stop = False
         for item in batch:
@@ -242,16 +310,21 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
                 waiters.append(item)
             else:
                 try:
-                    lines.append((item, self.format(item)))
+                    lines.append((item, self._format(item)))
                 except Exception:
-                    self.handleError(item)
+                    self.handleError(
+                        item if isinstance(item, logging.LogRecord) else item.as_record()
+                    )
         if lines:
             self._write(lines)
         for waiter in waiters:
             waiter.set()
         return stop
 
-    def _write(self, lines: list[tuple[logging.LogRecord, str]]) -> None:
+    def _format(self, item: logging.LogRecord | _Line) -> str:
+        return item.format() if isinstance(item, _Line) else self.format(item)
+
+    def _write(self, lines: list[tuple[logging.LogRecord | _Line, str]]) -> None:
         chunk: list[str] = []
         size = 0
         with self._io_lock:
@@ -264,12 +337,14 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
                 size += length
             self._emit_chunk(chunk, lines[-1][0])
 
-    def _emit_chunk(self, chunk: list[str], record: logging.LogRecord) -> None:
+    def _emit_chunk(self, chunk: list[str], record: logging.LogRecord | _Line) -> None:
         try:
             self.stream.write("\n".join(chunk) + "\n")
             self.stream.flush()
         except Exception:
-            self.handleError(record)
+            self.handleError(
+                record if isinstance(record, logging.LogRecord) else record.as_record()
+            )
 
     def flush(self) -> None:
         """Wait until every record handed over before this call is written."""

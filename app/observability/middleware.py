@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -97,9 +98,11 @@ class RequestObservabilityMiddleware:
                 await self.app(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
-                self._record(scope, status, elapsed, client)
+                self._record(scope, status, elapsed, client, request_id)
 
-    def _record(self, scope: Scope, status: int, elapsed: float, client: str | None) -> None:
+    def _record(
+        self, scope: Scope, status: int, elapsed: float, client: str | None, request_id: str
+    ) -> None:
         method = str(scope.get("method", "GET")).upper()
         method = method if method in _KNOWN_METHODS else "OTHER"
         route = route_template(scope)
@@ -113,6 +116,20 @@ class RequestObservabilityMiddleware:
         if not access_logger.isEnabledFor(level):
             return  # LOG_LEVEL=warning, or a probe at info: build nothing
         duration_ms = round(elapsed * 1000, 2)
+        fields = {
+            "method": method,
+            "path": path,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "client": client,
+        }
+        message = "%s %s %s %.2fms" % (method, path, status, duration_ms)  # noqa: UP031
+        emit_fields = _plain_json_sink()
+        if emit_fields is not None and emit_fields(
+            access_logger.name, level, message, fields, request_id
+        ):
+            return
         # makeRecord + handle is what Logger.log does, minus the stack walk that finds the
         # caller (findCaller): it is this method. Filters, handlers, the record factory apply.
         access_logger.handle(
@@ -121,23 +138,42 @@ class RequestObservabilityMiddleware:
                 level,
                 _CALLER.co_filename,
                 _CALLER.co_firstlineno,
-                "%s %s %s %.2fms",
-                (method, path, status, duration_ms),
+                message,
+                (),
                 None,
                 _CALLER.co_name,
-                {
-                    "method": method,
-                    "path": path,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "client": client,
-                },
+                fields,
             )
         )
 
 
 _CALLER = RequestObservabilityMiddleware._record.__code__
+_DEFAULT_RECORD_FACTORY = logging.getLogRecordFactory()
+
+
+class _FieldsSink(Protocol):
+    def __call__(
+        self, logger: str, level: int, message: str, fields: dict[str, Any], request_id: str | None
+    ) -> bool: ...
+
+
+def _plain_json_sink() -> _FieldsSink | None:
+    """The root handler's `emit_fields` (app/logs.py) when an access record would reach that
+    handler alone, unchanged: no handler or filter on the way up from `app.access`, one root
+    handler, the default record factory. Anything added (a test's caplog, a team's handler,
+    a custom factory) takes the ordinary path, so it sees every record."""
+    logger: logging.Logger | None = access_logger
+    while logger is not None and logger is not logging.root:
+        if logger.handlers or logger.filters or not logger.propagate:
+            return None
+        logger = logger.parent
+    root = logging.root
+    if root.filters or len(root.handlers) != 1:
+        return None
+    if logging.getLogRecordFactory() is not _DEFAULT_RECORD_FACTORY:
+        return None
+    sink: _FieldsSink | None = getattr(root.handlers[0], "emit_fields", None)
+    return sink
 
 
 def install_outermost(app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:

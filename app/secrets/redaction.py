@@ -277,6 +277,13 @@ def redact(text: str, values: list[str] | None = None) -> str:
     return _redact(text, _matcher_for(current_secret_values() if values is None else values))
 
 
+def redactor() -> Callable[[str], str]:
+    """`redact` bound to the current values: for several strings of one line, the values are
+    looked up once."""
+    matcher = _matcher_for(current_secret_values())
+    return lambda text: _redact(text, matcher) if text else text
+
+
 class SecretRedactionFilter(logging.Filter):
     """Rewrites each record so that nothing after it can see a secret. Never drops a record."""
 

@@ -21,7 +21,7 @@ from app.config import Settings
 from app.logs import JsonFormatter, TextFormatter, build_handler, configure_logging, log_format
 from app.main import create_app
 from app.observability.context import RequestContext, request_context
-from app.secrets.redaction import install_redaction
+from app.secrets.redaction import install_redaction, register_secret_source
 from tests.conftest import SettingsFactory
 from tests.observability.conftest import LogLines
 from tests.support.app import client_for, lifespan
@@ -147,6 +147,56 @@ async def test_access_lines_describe_each_request(
     assert line["status"] == 200
     assert line["duration_ms"] >= 0
     assert "token=abc" not in json.dumps(access)
+
+
+async def test_the_access_line_shortcut_writes_what_a_record_would_and_no_secret(
+    client: httpx.AsyncClient, canary: str
+) -> None:
+    # With the root handler as configure_logging builds it and nothing else on the way, the
+    # access line skips the LogRecord (app/logs.py `emit_fields`); anything added on the way
+    # takes the ordinary path. Both must write the same line, redacted the same way.
+    stream = io.StringIO()
+    handler = build_handler(Settings(_env_file=None, app_env="production"))  # type: ignore[call-arg]
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    install_redaction(handler)
+    unregister = register_secret_source(lambda: [canary])
+    root, access = logging.getLogger(), logging.getLogger("app.access")
+    saved, level = root.handlers[:], root.level
+    root.handlers, root.level = [handler], logging.INFO
+    try:
+        await client.get(f"/nothing/{canary}", headers={"X-Request-ID": "shortcut"})
+        access.addFilter(_count_records)
+        await client.get(f"/nothing/{canary}", headers={"X-Request-ID": "ordinary"})
+    finally:
+        access.removeFilter(_count_records)
+        root.handlers, root.level = saved, level
+        unregister()
+        handler.close()
+    assert _count_records.seen == 1  # only the second request built a record
+    raw = stream.getvalue()
+    assert canary not in raw
+    documents = [json.loads(line) for line in raw.splitlines()]
+    lines = {line["request_id"]: line for line in documents if line["logger"] == "app.access"}
+    shortcut, ordinary = lines["shortcut"], lines["ordinary"]
+    assert list(shortcut) == list(ordinary)  # same fields, same order
+    assert shortcut["path"] == ordinary["path"] == "/nothing/[REDACTED]"
+    for line in (shortcut, ordinary):
+        assert line["message"] == f"GET /nothing/[REDACTED] 404 {line['duration_ms']:.2f}ms"
+    ignore = {"ts", "request_id", "duration_ms", "message"}
+    assert {k: v for k, v in shortcut.items() if k not in ignore} == {
+        k: v for k, v in ordinary.items() if k not in ignore
+    }
+
+
+class _CountRecords(logging.Filter):
+    seen = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        type(self).seen += 1
+        return True
+
+
+_count_records = _CountRecords()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import install_error_handlers
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     add_routes(app, admin.router)
     if settings.metrics_enabled:
         add_routes(app, metrics.router(settings))
+    # FastAPI put /openapi.json and the docs pages first: every API request would try them.
+    app.router.routes.sort(key=lambda route: not isinstance(route, APIRoute))
     return app
 
 

@@ -3,6 +3,7 @@ including answers produced outside the routes (404, 413, unhandled 500)."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
+from app.observability.middleware import new_request_id
 from tests.conftest import SettingsFactory
 from tests.support.app import client_for, lifespan
 
@@ -72,3 +74,21 @@ async def test_answers_outside_routes_carry_the_id(boom_client: httpx.AsyncClien
     assert (too_big.status_code, too_big.headers["x-request-id"]) == (413, "r413")
     assert (crashed.status_code, crashed.headers["x-request-id"]) == (500, "r500")
     assert crashed.json() == {"detail": "Internal server error"}
+
+
+def test_generated_ids_stay_unique_in_a_forked_worker() -> None:
+    # `WORKERS=n` forks: each worker draws its own prefix, so two workers never share an id.
+    parent = new_request_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert GENERATED.fullmatch(parent)
+    assert GENERATED.fullmatch(child)
+    assert parent[:16] != child[:16]
+    assert new_request_id()[:16] == parent[:16]  # the parent keeps its own

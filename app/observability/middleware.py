@@ -10,11 +10,9 @@ template, status, duration and client; no headers, so no `Authorization` or cook
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +21,7 @@ from app.observability.context import (
     AuditListener,
     RequestContext,
     accept_request_id,
+    new_request_id,
     request_context,
 )
 
@@ -38,20 +37,6 @@ UNMATCHED_ROUTE = "<unmatched>"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 RequestObserver = Callable[[str, str, int, float], None]  # method, route, status, seconds
-
-
-_id_prefix: tuple[int, str, Iterator[int]] = (-1, "", itertools.count())
-
-
-def new_request_id() -> str:
-    """32 hex digits, unique without a syscall per request: a random 64-bit prefix drawn once
-    per process (again after a fork) and a counter. An id only correlates lines; it is not a
-    secret, so it need not be unpredictable, only unique across replicas and workers."""
-    global _id_prefix
-    pid, prefix, counter = _id_prefix
-    if pid != os.getpid():
-        pid, prefix, counter = _id_prefix = (os.getpid(), os.urandom(8).hex(), itertools.count())
-    return f"{prefix}{next(counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def route_template(scope: Scope) -> str:

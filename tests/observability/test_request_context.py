@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
-from app.observability.middleware import new_request_id
+from app.observability.context import new_request_id
 from tests.conftest import SettingsFactory
 from tests.support.app import client_for, lifespan
 

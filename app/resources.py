@@ -43,8 +43,12 @@ class State(TypedDict):
 
 
 def resources_of(connection: HTTPConnection) -> Resources:
-    """The running app's resources (the one accessor)."""
-    resources: Resources = connection.state.resources
+    """The running app's resources (the one accessor). Read from the scope's lifespan state
+    (what `connection.state` wraps) directly: it runs on every authenticated request."""
+    try:
+        resources: Resources = connection.scope["state"]["resources"]
+    except KeyError:
+        raise AttributeError("no resources: the app's lifespan has not run") from None
     return resources
 
 

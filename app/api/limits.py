@@ -35,20 +35,33 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = scope.get("headers", [])
-        if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
+        size, lengths = 0, []
+        may_have_body = scope.get("http_version") not in ("1.1", "1.0")
+        for name, value in scope.get("headers", ()):
+            size += len(name) + len(value)
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                may_have_body = True
+        if size > self.max_header_bytes:
             await _reply(send, 431, "Request header fields too large")
             return
-        for name, value in headers:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await _reply(send, 400, "Invalid Content-Length")
-                    return
-                if declared > self.max_body_bytes:
-                    await _reply(send, 413, "Request body too large")
-                    return
+        for value in lengths:
+            may_have_body = True
+            try:
+                declared = int(value)
+            except ValueError:
+                await _reply(send, 400, "Invalid Content-Length")
+                return
+            if declared > self.max_body_bytes:
+                await _reply(send, 413, "Request body too large")
+                return
+        if not may_have_body:
+            # HTTP/1.x: without Content-Length or Transfer-Encoding a request has no body
+            # (RFC 9112, 6.3), so there is nothing to count (most GETs). HTTP/2 bodies need
+            # neither header: they are always counted.
+            await self.app(scope, receive, send)
+            return
         received = 0
         response_started = False
 

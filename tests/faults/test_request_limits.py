@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
+from app.api.limits import BodySizeLimitMiddleware
 from tests.support.server import ServerProcess, base_env, serve
 
 MAX_BODY_BYTES = 4096
@@ -163,3 +165,32 @@ def test_malformed_login_form_is_4xx(server: ServerProcess) -> None:
             timeout=10,
         )
         assert 400 <= response.status_code < 500, (content_type, response.status_code)
+
+
+@pytest.mark.parametrize(("http_version", "counted"), [("2", True), ("1.1", False)])
+async def test_a_body_without_a_length_header_is_counted_unless_http_1_rules_it_out(
+    http_version: str, counted: bool
+) -> None:
+    # HTTP/2 (another ASGI server) sends bodies with neither Content-Length nor
+    # Transfer-Encoding; HTTP/1.x cannot, so such a request's (empty) body is not wrapped.
+    seen: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(len((await receive())["body"]))
+
+    limited = BodySizeLimitMiddleware(app, max_body_bytes=10)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"x" * 11, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "http_version": http_version, "method": "POST", "headers": []}
+    await limited(scope, receive, send)
+    if counted:
+        assert seen == []
+        assert sent[0]["status"] == 413
+    else:
+        assert seen == [11]

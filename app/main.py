@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import install_error_handlers
-from app.api.headers import SecurityHeaders, behind_trusted_proxies
+from app.api.headers import behind_trusted_proxies, security_headers
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.routes import (
     account,
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, store: SecretStore | None = 
     def edge(inner: ASGIApp) -> ASGIApp:
         # Outermost first: settle the client address and scheme (trusted proxies only), then
         # security headers and observability see the real ones, for every response.
-        observed = SecurityHeaders(observability.edge(inner))
+        observed = observability.edge(inner, default_headers=security_headers)
         return behind_trusted_proxies(observed, settings.forwarded_allow_ips)
 
     app = Application(

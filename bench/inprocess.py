@@ -91,7 +91,7 @@ def build_apps() -> dict[str, Any]:
     settings = Settings()
     apps = {"product": create_bench_app(settings)}
     edge = Observability.edge
-    Observability.edge = lambda self, inner: inner  # type: ignore[method-assign]
+    Observability.edge = lambda self, inner, **_: inner  # type: ignore[method-assign]
     try:
         apps["product without the observability middleware"] = create_bench_app(settings)
     finally:

@@ -1,13 +1,14 @@
-"""Response headers every answer carries (pure ASGI, at the app's edge so errors get them too):
-`X-Content-Type-Options: nosniff` always, and `Strict-Transport-Security` when the request came
-over HTTPS (directly, or per `X-Forwarded-Proto` from a trusted proxy: the scheme the proxy
-middleware settled on)."""
+"""Response headers every answer carries (added at the app's edge, by the request middleware's
+response wrapper, so errors get them too): `X-Content-Type-Options: nosniff` always, and
+`Strict-Transport-Security` when the request came over HTTPS (directly, or per
+`X-Forwarded-Proto` from a trusted proxy: the scheme the proxy middleware settled on). A
+response that sets one of them itself keeps its own."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -15,25 +16,13 @@ NOSNIFF = (b"x-content-type-options", b"nosniff")
 HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+_PLAIN = (NOSNIFF,)
+_SECURE = (NOSNIFF, HSTS)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        added = [NOSNIFF, HSTS] if scope.get("scheme") == "https" else [NOSNIFF]
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", ())}
-                extra = [header for header in added if header[0] not in present]
-                if extra:
-                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
+    """The security headers for a response to `scope`."""
+    return _SECURE if scope.get("scheme") == "https" else _PLAIN
 
 
 def behind_trusted_proxies(app: ASGIApp, trusted: str) -> ASGIApp:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +37,11 @@ UNMATCHED_ROUTE = "<unmatched>"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 RequestObserver = Callable[[str, str, int, float], None]  # method, route, status, seconds
+Header = tuple[bytes, bytes]
+#: Headers every response carries unless the app set them (the API's security headers): added
+#: here, in the one response wrapper the edge has, rather than by a layer of their own.
+DefaultHeaders = Callable[[Scope], Sequence[Header]]
+_REQUEST_ID = b"x-request-id"
 
 
 def route_template(scope: Scope) -> str:
@@ -67,10 +72,12 @@ class RequestObservabilityMiddleware:
         *,
         observe: RequestObserver | None = None,
         audit_listener: AuditListener | None = None,
+        default_headers: DefaultHeaders | None = None,
     ) -> None:
         self.app = app
         self.observe = observe
         self.audit_listener = audit_listener
+        self.default_headers = default_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,14 +88,23 @@ class RequestObservabilityMiddleware:
         client = _client(scope)
         status = 500  # if the app dies before answering, that is what the client gets
         started = time.perf_counter()
-        header = (b"x-request-id", request_id.encode("ascii"))
+        header = (_REQUEST_ID, request_id.encode("ascii"))
+        defaults = self.default_headers(scope) if self.default_headers is not None else ()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != header[0]]
-                message = {**message, "headers": [*headers, header]}
+                headers: list[Header] = []
+                present = set()
+                for name, value in message.get("headers", ()):
+                    lowered = name.lower()
+                    if lowered != _REQUEST_ID:  # ours replaces any the app set
+                        headers.append((name, value))
+                        present.add(lowered)
+                headers.extend(h for h in defaults if h[0] not in present)
+                headers.append(header)
+                message = {**message, "headers": headers}
             await send(message)
 
         context = RequestContext(request_id, client, self.audit_listener)

@@ -31,7 +31,7 @@ from app.observability.collectors import (
 )
 from app.observability.data_keys import DataKeyUsage
 from app.observability.metrics import Metrics
-from app.observability.middleware import RequestObservabilityMiddleware
+from app.observability.middleware import DefaultHeaders, RequestObservabilityMiddleware
 from app.observability.tracing import check_tracing_available, instrument_app, instrument_resources
 from app.secrets import SecretStore
 
@@ -45,10 +45,14 @@ class Observability:
         self.metrics = Metrics()
         self._tracer_provider: Any = None
 
-    def edge(self, inner: ASGIApp) -> ASGIApp:
-        """The outermost ASGI layer: request id, access log line, HTTP metrics."""
+    def edge(self, inner: ASGIApp, *, default_headers: DefaultHeaders | None = None) -> ASGIApp:
+        """The outermost ASGI layer: request id, access log line, HTTP metrics, and the
+        `default_headers` every response carries."""
         return RequestObservabilityMiddleware(
-            inner, observe=self.metrics.observe_request, audit_listener=self.metrics.on_audit_event
+            inner,
+            observe=self.metrics.observe_request,
+            audit_listener=self.metrics.on_audit_event,
+            default_headers=default_headers,
         )
 
     def instrument(self, app: Any) -> None:

@@ -10,9 +10,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 
+from app.api.headers import HSTS, NOSNIFF, security_headers
 from app.main import create_app
 from app.observability.context import new_request_id
+from app.observability.middleware import RequestObservabilityMiddleware
 from tests.conftest import SettingsFactory
 from tests.support.app import client_for, lifespan
 
@@ -92,3 +95,31 @@ def test_generated_ids_stay_unique_in_a_forked_worker() -> None:
     assert GENERATED.fullmatch(child)
     assert parent[:16] != child[:16]
     assert new_request_id()[:16] == parent[:16]  # the parent keeps its own
+
+
+async def test_the_edge_adds_security_headers_once_and_replaces_an_app_set_request_id() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Request-ID", b"spoofed"), (b"X-Content-Type-Options", b"custom")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    edge = RequestObservabilityMiddleware(app, default_headers=security_headers)
+    for scheme, expected in (("http", [NOSNIFF[0]]), ("https", [NOSNIFF[0], HSTS[0]])):
+        sent: list[Message] = []
+
+        async def send(message: Message, sent: list[Message] = sent) -> None:
+            sent.append(message)
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        scope = {"type": "http", "scheme": scheme, "method": "GET", "path": "/", "headers": []}
+        await edge(scope, receive, send)
+        headers = sent[0]["headers"]
+        names = [name.lower() for name, _ in headers]
+        assert names.count(b"x-request-id") == 1
+        assert GENERATED.fullmatch(dict(headers)[b"x-request-id"].decode())
+        # The app's own X-Content-Type-Options is kept, not doubled; HSTS only over HTTPS.
+        assert names.count(b"x-content-type-options") == 1
+        assert (b"X-Content-Type-Options", b"custom") in headers
+        assert (HSTS in headers) == (HSTS[0] in expected)

@@ -59,6 +59,7 @@ class SecretStore:
         self.providers = dict(providers or {})
         self._events = events
         self._snapshot: Mapping[str, SecretEntry] = MappingProxyType({})
+        self._values_cache: tuple[Mapping[str, SecretEntry], list[str]] | None = None
         self._listeners: list[ChangeListener] = []
         self._observers: list[RefreshObserver] = []
         self._refresher = Refresher(self)
@@ -207,8 +208,14 @@ class SecretStore:
         return self._snapshot
 
     def values(self) -> list[str]:
-        """Every loaded secret value, for the log redaction filter."""
-        return [e.value.get_secret_value() for e in self._snapshot.values()]
+        """Every loaded secret value, for the log redaction filter (which asks for every log
+        line): the same list until the snapshot changes. Do not modify it."""
+        snapshot = self._snapshot
+        cached = self._values_cache
+        if cached is None or cached[0] is not snapshot:
+            values = [e.value.get_secret_value() for e in snapshot.values()]
+            cached = self._values_cache = (snapshot, values)
+        return cached[1]
 
     def registry_spec(self, name: str) -> SecretSpec[Any]:
         spec = self.registry.get(name)

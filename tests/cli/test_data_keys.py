@@ -6,12 +6,7 @@ what it cannot open), and retiring refuses a key that still seals a value."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import stat
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +17,9 @@ import pytest
 from app.keys.data import DataKeyRing, field_context, new_data_jwk
 from tests.keys.test_kms_aws import new_kms_key
 from tests.support.cloud.moto import MotoServer, moto_server
-from tests.support.server import ROOT, run_cli
+from tests.support.server import run_cli
 from tests.support.services import asyncpg_dsn
+from tests.support.terminal import on_a_terminal
 
 SEEDS = [f"SEED{index:02d}AAAAAAAAAAAAAAAAAAAAAAAAAAAA" for index in range(5)]
 
@@ -284,33 +280,6 @@ async def test_an_envelope_ring_rotates_with_encrypt_only_and_reencrypts_with_de
     assert len(json.loads(ring_file.read_text())["keys"]) == 1
 
 
-def _on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
-    """Run `python -m app ARGS` with a pseudo-terminal as stdout/stderr; (status, output)."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: its stdin/stdout/stderr are the pty
-        os.chdir(ROOT)
-        argv = [sys.executable, "-m", "app", *args]
-        os.execve(argv[0], argv, {**env, "COLUMNS": "100"})  # noqa: S606 - fixed argv
-    shown = b""
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child exited and closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
-
-
 async def test_reencrypt_shows_a_progress_bar_on_a_terminal(
     env: dict[str, str], ring_file: Path, database_url: str
 ) -> None:
@@ -323,7 +292,7 @@ async def test_reencrypt_shows_a_progress_bar_on_a_terminal(
         run_cli("keys", "rotate", "--file", str(ring_file), "--alg", "A256GCM", env=env).returncode
         == 0
     )
-    status, output = _on_a_terminal(env, "data", "reencrypt", "--batch-size", "1")
+    status, output = on_a_terminal(env, "data", "reencrypt", "--batch-size", "1")
     assert status == 0, output
     assert "re-encrypting" in output
     assert "5/5" in output  # the bar's count, drawn on the terminal

@@ -4,12 +4,7 @@ refuse bad input, and never print the password or the address."""
 
 from __future__ import annotations
 
-import os
-import pty
 import secrets
-import select
-import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -17,8 +12,9 @@ import httpx
 import pytest
 
 from tests.api.auth_helpers import login, new_email, register
-from tests.support.server import ROOT, free_port, run_cli
+from tests.support.server import free_port, run_cli
 from tests.support.services import asyncpg_dsn
+from tests.support.terminal import on_a_terminal
 
 COMMAND = ("users", "create-superuser")
 
@@ -183,11 +179,7 @@ async def test_a_terminal_is_prompted_twice_without_echo(
     env: dict[str, str], database_url: str
 ) -> None:
     email, password = new_email(), secrets.token_urlsafe(12)
-    transcript = _on_a_terminal(
-        [sys.executable, "-m", "app", *COMMAND, "--email", email],
-        env,
-        answers=[password, password],
-    )
+    _, transcript = on_a_terminal(env, *COMMAND, "--email", email, answers=[password, password])
     assert "Password for the new admin:" in transcript
     assert "Repeat it:" in transcript
     assert "created admin account" in transcript
@@ -201,42 +193,8 @@ async def test_a_terminal_with_mismatched_passwords_creates_nothing(
     env: dict[str, str], database_url: str
 ) -> None:
     email = new_email()
-    transcript = _on_a_terminal(
-        [sys.executable, "-m", "app", *COMMAND, "--email", email],
-        env,
-        answers=["first-password", "second-password"],
+    _, transcript = on_a_terminal(
+        env, *COMMAND, "--email", email, answers=["first-password", "second-password"]
     )
     assert "the passwords do not match" in transcript
     assert await _account(database_url, email) is None
-
-
-def _on_a_terminal(argv: list[str], env: dict[str, str], answers: list[str]) -> str:
-    """Run `argv` with a pseudo-terminal as its controlling terminal, type each answer after a
-    prompt, and return everything the terminal showed."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: its stdin/stdout/stderr and /dev/tty are the pty
-        os.chdir(ROOT)
-        os.execve(argv[0], argv, env)  # noqa: S606 - our own interpreter, fixed argv
-    shown = b""
-    answered_at = 0  # answer each prompt once: only a prompt shown after the last answer counts
-    deadline = time.monotonic() + 60
-    pending = list(answers)
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child exited and closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-            if pending and shown[answered_at:].rstrip().endswith(b":"):
-                os.write(fd, pending.pop(0).encode() + b"\n")
-                answered_at = len(shown)
-    finally:
-        os.close(fd)
-        os.waitpid(pid, 0)
-    return shown.decode(errors="replace")

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -53,16 +54,25 @@ async def live_app(make_settings: SettingsFactory) -> AsyncIterator[FastAPI]:
         yield application
 
 
+async def disabled_behind_the_cache(
+    client: httpx.AsyncClient, database_url: str
+) -> tuple[dict[str, str], str, str]:
+    """A signed-in user whose status the cache holds, then disabled WITHOUT a notification:
+    the cached status is still served (this is the cache at work). Returns (headers, email, id)."""
+    email, tokens = await signed_in(client)
+    headers = bearer(tokens["access_token"])
+    me = await client.get(ME, headers=headers)
+    assert me.status_code == 200
+    await silently(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
+    assert (await client.get(ME, headers=headers)).status_code == 200
+    return headers, email, me.json()["id"]
+
+
 async def test_cache_answers_until_a_notify_and_never_after_it(
     live_app: FastAPI, database_url: str
 ) -> None:
     async with client_for(live_app) as client:
-        email, tokens = await signed_in(client)
-        headers = bearer(tokens["access_token"])
-        assert (await client.get(ME, headers=headers)).status_code == 200
-        await silently(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
-        # No notification: the cached status is still served (this is the cache at work).
-        assert (await client.get(ME, headers=headers)).status_code == 200
+        headers, email, _ = await disabled_behind_the_cache(client, database_url)
         # Any notified change to the row ends the cached entry.
         await sql(database_url, ("UPDATE users SET email = email WHERE email = $1", email))
         seen = await me_becomes(client, headers, 401)
@@ -76,13 +86,8 @@ async def test_a_replica_that_changed_a_user_forgets_it_without_waiting_for_the_
     # The NOTIFY lands some milliseconds after COMMIT returns; the writer's own next request
     # must not fall in that gap. The trigger is silenced here, so only `forget` can help.
     async with client_for(live_app) as client:
-        email, tokens = await signed_in(client)
-        headers = bearer(tokens["access_token"])
-        me = await client.get(ME, headers=headers)
-        assert me.status_code == 200
-        await silently(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
-        assert (await client.get(ME, headers=headers)).status_code == 200  # cached
-        directory_of(live_app).forget(me.json()["id"])
+        headers, _, user_id = await disabled_behind_the_cache(client, database_url)
+        directory_of(live_app).forget(user_id)
         assert (await client.get(ME, headers=headers)).status_code == 401
 
 
@@ -116,11 +121,7 @@ async def test_losing_the_listener_drops_every_cached_entry(
 ) -> None:
     directory = directory_of(live_app)
     async with client_for(live_app) as client:
-        email, tokens = await signed_in(client)
-        headers = bearer(tokens["access_token"])
-        assert (await client.get(ME, headers=headers)).status_code == 200
-        await silently(database_url, "UPDATE users SET is_active = false WHERE email = $1", email)
-        assert (await client.get(ME, headers=headers)).status_code == 200  # cached
+        headers, _, _ = await disabled_behind_the_cache(client, database_url)
 
         pid, generation = directory.listener_pid, directory.generation
         assert pid is not None

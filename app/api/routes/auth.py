@@ -257,6 +257,14 @@ async def issue_tokens(
     return _tokens(response, issued, resources.settings)
 
 
+#: The answers of a route that re-checks the signed-in user's password (`check_password`).
+PASSWORD_RECHECKED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid token, or wrong password"},
+    403: {"description": "an API key instead of an access token"},
+    429: {"description": "too many failed attempts"},
+}
+
+
 async def check_password(
     resources: Resources, user_id: uuid.UUID, password: str, client: str | None
 ) -> None:

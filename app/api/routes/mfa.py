@@ -24,7 +24,13 @@ from fastapi import HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ClientAddress, ResourcesDep, SessionUser, unauthorized
-from app.api.routes.auth import TokenPair, check_password, issue_tokens, too_many
+from app.api.routes.auth import (
+    PASSWORD_RECHECKED,
+    TokenPair,
+    check_password,
+    issue_tokens,
+    too_many,
+)
 from app.api.routing import NO_STORE, body_router, refuses_valid_input
 from app.keys.signing import MAX_TOKEN_LENGTH, TokenRejected
 from app.observability import audit
@@ -122,11 +128,7 @@ async def mfa_enable(
     "/disable",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={
-        401: {"description": "missing or invalid token, or wrong password"},
-        403: {"description": "an API key instead of an access token"},
-        429: {"description": "too many failed attempts"},
-    },
+    responses=PASSWORD_RECHECKED,
 )
 async def mfa_disable(
     body: DisableIn, user: SessionUser, resources: ResourcesDep, client: ClientAddress

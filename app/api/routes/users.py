@@ -9,7 +9,7 @@ from fastapi import Response, status
 from pydantic import BaseModel, Field
 
 from app.api.deps import ClientAddress, CurrentUser, ResourcesDep, SessionUser
-from app.api.routes.auth import check_password
+from app.api.routes.auth import PASSWORD_RECHECKED, check_password
 from app.api.routing import NO_STORE, body_router
 from app.observability import audit
 from app.security import accounts
@@ -57,11 +57,7 @@ async def me(user: CurrentUser) -> Response:
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={
-        401: {"description": "missing or invalid token, or wrong password"},
-        403: {"description": "an API key instead of an access token"},
-        429: {"description": "too many failed attempts"},
-    },
+    responses=PASSWORD_RECHECKED,
 )
 async def delete_me(
     body: DeleteMeIn, user: SessionUser, resources: ResourcesDep, client: ClientAddress

@@ -15,6 +15,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from app.secrets.redaction import redact
+
 #: A client-supplied X-Request-ID is kept only if it is this shape: no spaces, quotes, newlines
 #: or control characters can reach a log line or a response header through it.
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -57,8 +59,9 @@ def new_request_id() -> str:
 
 
 def accept_request_id(header: str | None) -> str:
-    """The caller's id when it is a safe token, else a fresh one."""
-    if header is not None and SAFE_REQUEST_ID.fullmatch(header):
+    """The caller's id when it is a safe token that holds no secret value (it is written on
+    every log line of the request), else a fresh one."""
+    if header is not None and SAFE_REQUEST_ID.fullmatch(header) and redact(header) == header:
         return header
     return new_request_id()
 

@@ -16,6 +16,7 @@ from app.api.headers import HSTS, NOSNIFF, security_headers
 from app.main import create_app
 from app.observability.context import new_request_id
 from app.observability.middleware import RequestObservabilityMiddleware
+from app.secrets.redaction import register_secret_source
 from tests.conftest import SettingsFactory
 from tests.support.app import client_for, lifespan
 
@@ -40,6 +41,18 @@ async def boom_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.Asy
 async def test_a_safe_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/live", headers={"X-Request-ID": "req_1.2-3"})
     assert response.headers["x-request-id"] == "req_1.2-3"
+
+
+async def test_a_request_id_holding_a_secret_value_is_replaced(client: httpx.AsyncClient) -> None:
+    # The id is written on every log line of the request: a loaded secret must not ride on it.
+    secret = "Kq3" * 12
+    unregister = register_secret_source(lambda: [secret])
+    try:
+        response = await client.get("/health/live", headers={"X-Request-ID": secret})
+    finally:
+        unregister()
+    assert secret not in response.headers["x-request-id"]
+    assert GENERATED.fullmatch(response.headers["x-request-id"])
 
 
 @pytest.mark.parametrize(

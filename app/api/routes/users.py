@@ -48,8 +48,8 @@ async def me(user: CurrentUser) -> Response:
     )
     # The hottest authenticated read answers with its serialized model itself: through
     # `response_model` FastAPI would validate the model a second time and merge a `Response`
-    # parameter's headers, a tenth of this request's cost (bench/results.md). The schema is
-    # still `MeOut`. Personal data: no cache may keep it.
+    # parameter's headers (measured in bench/results.md, "Second pass"). The schema is still
+    # `MeOut`. Personal data: no cache may keep it.
     return Response(body.model_dump_json(), media_type="application/json", headers=NO_STORE)
 
 

@@ -256,7 +256,8 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
         formatter would write a LogRecord of them, without building one; False (nothing done)
         unless this handler is as `configure_logging` built it: JSON format, only the redaction
         filter. The access log writes one such line per request: a LogRecord, its filter pass
-        and its generic formatting cost about a fifth of a cached authenticated request."""
+        and its generic formatting cost about a quarter of a cached authenticated request
+        (bench/results.md)."""
         if type(self.formatter) is not JsonFormatter or any(
             type(f) is not SecretRedactionFilter for f in self.filters
         ):
@@ -312,9 +313,7 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
                 try:
                     lines.append((item, self._format(item)))
                 except Exception:
-                    self.handleError(
-                        item if isinstance(item, logging.LogRecord) else item.as_record()
-                    )
+                    self.handleError(_as_record(item))
         if lines:
             self._write(lines)
         for waiter in waiters:
@@ -342,9 +341,7 @@ class BackgroundStreamHandler(logging.handlers.QueueHandler):
             self.stream.write("\n".join(chunk) + "\n")
             self.stream.flush()
         except Exception:
-            self.handleError(
-                record if isinstance(record, logging.LogRecord) else record.as_record()
-            )
+            self.handleError(_as_record(record))
 
     def flush(self) -> None:
         """Wait until every record handed over before this call is written."""

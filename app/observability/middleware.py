@@ -163,7 +163,6 @@ class RequestObservabilityMiddleware:
 
 
 _CALLER = RequestObservabilityMiddleware._record.__code__
-_DEFAULT_RECORD_FACTORY = logging.getLogRecordFactory()
 
 
 class _FieldsSink(Protocol):
@@ -185,7 +184,7 @@ def _plain_json_sink() -> _FieldsSink | None:
     root = logging.root
     if root.filters or len(root.handlers) != 1:
         return None
-    if logging.getLogRecordFactory() is not _DEFAULT_RECORD_FACTORY:
+    if logging.getLogRecordFactory() is not logging.LogRecord:  # the default factory
         return None
     sink: _FieldsSink | None = getattr(root.handlers[0], "emit_fields", None)
     return sink

@@ -121,12 +121,9 @@ async def test_new_columns_have_defaults_and_constraints(database_url: str) -> N
         )
         # Deleting the user deletes what it owns.
         await connection.execute("DELETE FROM users WHERE id = $1", user_id)
-        for table, column in (("account_tokens", "user_id"), ("items", "owner_id")):
-            left = await connection.fetchval(
-                f"SELECT count(*) FROM {table} WHERE {column} = $1",  # noqa: S608 - constants
-                user_id,
-            )
-            assert left == 0, table
+        await _assert_nothing_left(
+            connection, user_id, ("account_tokens", "user_id"), ("items", "owner_id")
+        )
     finally:
         await connection.close()
 
@@ -177,11 +174,20 @@ async def test_mfa_and_api_key_constraints(database_url: str) -> None:
         )
         assert scopes == []
         await connection.execute("DELETE FROM users WHERE id = $1", user_id)
-        for table, column in (("mfa_recovery_codes", "user_id"), ("api_keys", "owner_id")):
-            left = await connection.fetchval(
-                f"SELECT count(*) FROM {table} WHERE {column} = $1",  # noqa: S608 - constants
-                user_id,
-            )
-            assert left == 0, table
+        await _assert_nothing_left(
+            connection, user_id, ("mfa_recovery_codes", "user_id"), ("api_keys", "owner_id")
+        )
     finally:
         await connection.close()
+
+
+async def _assert_nothing_left(
+    connection: asyncpg.Connection, user_id: uuid.UUID, *owned: tuple[str, str]
+) -> None:
+    """No row of `owned` ((table, owner column), ...) still belongs to the deleted `user_id`."""
+    for table, column in owned:
+        left = await connection.fetchval(
+            f"SELECT count(*) FROM {table} WHERE {column} = $1",  # noqa: S608 - constants
+            user_id,
+        )
+        assert left == 0, table

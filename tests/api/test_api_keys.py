@@ -21,7 +21,7 @@ from app.security.api_key_service import CACHE_TTL_SECONDS
 from tests.api.auth_helpers import PASSWORD, bearer, login, me, signed_in
 from tests.conftest import SettingsFactory
 from tests.security.user_cache_helpers import me_becomes
-from tests.support.app import client_for, resources, running_app
+from tests.support.app import client_for, resources, revocations_live, running_app
 
 KEYS = "/api/v1/api-keys"
 CHANGE = {"current_password": PASSWORD, "new_password": "another passphrase"}
@@ -304,11 +304,8 @@ async def test_delete_on_one_replica_is_refused_at_once_by_another(
         client_for(one) as a,
         client_for(two) as b,
     ):
-        for app in (one, two):
-            deadline = time.monotonic() + 5
-            while not resources(app).security.revocations.mirror_is_live:
-                assert time.monotonic() < deadline, "revocation channel never came up"
-                await asyncio.sleep(0.02)
+        await revocations_live(one)
+        await revocations_live(two)
         _, tokens = await signed_in(a)
         created = await create(a, tokens["access_token"])
         headers = key_header(created["key"])

@@ -3,26 +3,14 @@ accepts a token it cannot check (Redis down -> 503, never 200)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
-from app.security.runtime import Security
 from tests.api.auth_helpers import bearer, login, logout, me, refresh, signed_in
 from tests.conftest import SettingsFactory
 from tests.security.user_cache_helpers import me_becomes
-from tests.support.app import client_for, resources, running_app
+from tests.support.app import client_for, resources, revocations_live, running_app
 from tests.support.private_services import private_redis
 from tests.support.server import free_port
-
-
-async def _mirror_live(app: object, timeout: float = 5) -> None:
-    security: Security = resources(app).security
-    deadline = time.monotonic() + timeout
-    while not security.revocations.mirror_is_live:
-        assert time.monotonic() < deadline, "revocation channel never came up"
-        await asyncio.sleep(0.02)
 
 
 async def test_logout_on_one_replica_is_refused_by_another(make_settings: SettingsFactory) -> None:
@@ -33,8 +21,8 @@ async def test_logout_on_one_replica_is_refused_by_another(make_settings: Settin
         client_for(one) as a,
         client_for(two) as b,
     ):
-        await _mirror_live(one)
-        await _mirror_live(two)
+        await revocations_live(one)
+        await revocations_live(two)
         _, tokens = await signed_in(a)
         assert (await me(b, tokens["access_token"])).status_code == 200
         assert (await logout(a, tokens["access_token"])).status_code == 204
@@ -52,7 +40,7 @@ async def test_a_replica_started_after_the_logout_knows_about_it(
         _, tokens = await signed_in(a)
         assert (await logout(a, tokens["access_token"])).status_code == 204
     async with running_app(settings) as late, client_for(late) as c:
-        await _mirror_live(late)
+        await revocations_live(late)
         assert (await me(c, tokens["access_token"])).status_code == 401
 
 
@@ -98,7 +86,7 @@ async def test_redis_stopping_while_serving_fails_closed_then_recovers(
     with private_redis() as redis_server:
         settings = make_settings(redis_url=redis_server.url, redis_socket_timeout_seconds=0.5)
         async with running_app(settings) as app, client_for(app) as client:
-            await _mirror_live(app)
+            await revocations_live(app)
             _, revoked = await signed_in(client)
             _, valid = await signed_in(client)
             assert (await logout(client, revoked["access_token"])).status_code == 204

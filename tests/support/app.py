@@ -6,6 +6,8 @@ yields (the app's `Resources`); `client_for` hands that state to every request, 
 
 from __future__ import annotations
 
+import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +47,14 @@ def resources(application: FastAPI) -> Resources:
     if found is None:
         raise RuntimeError("the app is not running: use running_app()")
     return found
+
+
+async def revocations_live(application: FastAPI, timeout: float = 5) -> None:
+    """Wait until the app's revocation mirror follows Redis pub/sub (replica tests start here)."""
+    deadline = time.monotonic() + timeout
+    while not resources(application).security.revocations.mirror_is_live:
+        assert time.monotonic() < deadline, "revocation channel never came up"
+        await asyncio.sleep(0.02)
 
 
 class _WithLifespanState:

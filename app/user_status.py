@@ -112,11 +112,6 @@ class UserStatusCache(LiveMirror):
         self._unread: select.poll | None = None  # polls the LISTEN socket, timeout 0
 
     @property
-    def listener_is_live(self) -> bool:
-        """True while cached entries may be served (and new reads may be cached)."""
-        return self.is_live
-
-    @property
     def listener_pid(self) -> int | None:
         """Server process id of the LISTEN connection (operators and tests can find it)."""
         connection = self._connection

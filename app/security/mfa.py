@@ -270,15 +270,6 @@ class Mfa:
             await session.commit()
         return accepted
 
-    async def remaining_recovery_codes(self, sessions: Sessions, user_id: uuid.UUID) -> int:
-        async with sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(MfaRecoveryCode)
-                .where(MfaRecoveryCode.user_id == user_id, MfaRecoveryCode.used_at.is_(None))
-            )
-        return int(count or 0)
-
     # ---- the mfa_token ------------------------------------------------------------------
 
     def issue_challenge(self, user_id: uuid.UUID) -> str:

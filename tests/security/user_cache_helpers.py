@@ -80,7 +80,7 @@ def directory_of(app: FastAPI) -> UserStatusCache:
 
 async def listener_live(directory: UserStatusCache, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
-    while not directory.listener_is_live:
+    while not directory.is_live:
         assert time.monotonic() < deadline, "the users listener never came up"
         await asyncio.sleep(0.01)
 
